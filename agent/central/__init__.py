@@ -1,0 +1,1 @@
+"""tcs-central: the reference provincial console."""

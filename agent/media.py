@@ -1,0 +1,86 @@
+"""The media cache in the running agent: one store, one downloader, one service.
+
+Built once at start from the config and shared by everything that needs media:
+the schedule (prefetch over the horizon), alerts, `media.prefetch`, the heartbeat
+and the players (which only ever get a verified file through `path_for`).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from agent.cache.download import Downloader
+from agent.cache.service import CacheService
+from agent.cache.store import MediaCache
+from agent.config import Config
+from agent.dispatch import Dispatcher, Outcome, Result
+from agent.model import MediaPrefetch, MediaRef, ScheduleItem
+from agent.protocol import Command
+from agent.reporter import Reporter
+from agent.scheduler import upcoming_media
+
+MiB = 1024 * 1024
+
+
+class MediaSide:
+    def __init__(self, cfg: Config, reporter: Reporter) -> None:
+        self._tz = cfg.device.timezone
+        self._horizon = timedelta(hours=cfg.cache.horizon_h)
+        self.cache = MediaCache(
+            cfg.storage.dir / "cache", cfg.storage.cache_quota_mb * MiB, emit_event=reporter.emit
+        )
+        self.service = CacheService(
+            self.cache,
+            Downloader(
+                self.cache, max_parallel=cfg.cache.max_parallel, max_kbps=cfg.cache.max_kbps
+            ),
+            horizon_h=cfg.cache.horizon_h,
+            missing_warn_min=cfg.cache.missing_warn_min,
+            scrub_mb_per_min=cfg.cache.scrub_mb_per_min,
+        )
+
+    async def start(self) -> None:
+        await self.service.start()
+
+    async def stop(self) -> None:
+        await self.service.stop()
+        await self.service.downloader.aclose()
+
+    async def path_for(self, sha256: str) -> Path | None:
+        return await self.service.path_for(sha256)
+
+    def schedule_changed(self, items: tuple[ScheduleItem, ...]) -> None:
+        """Prefetch (and pin) what the schedule needs over the horizon."""
+        now = datetime.now(UTC)
+        self.service.want(upcoming_media(items, self._tz, now, self._horizon))
+
+    def alert_media(self, refs: tuple[MediaRef, ...]) -> None:
+        now = datetime.now(UTC)
+        self.service.want([(now, r) for r in refs], kind="alert")
+
+    def heartbeat(self) -> dict[str, Any]:
+        stats = self.cache.stats()
+        return {"items": stats.items, "bytes": stats.bytes, "missing": self.service.missing_next()}
+
+    def register(self, dispatcher: Dispatcher) -> None:
+        dispatcher.register("media.prefetch", self.media_prefetch)
+
+    async def media_prefetch(self, cmd: Command) -> Outcome:
+        assert isinstance(cmd.args, MediaPrefetch)
+        refs = cmd.args.media
+
+        async def fetch() -> Result:
+            report = await self.service.prefetch(refs)
+            if not report.failed:
+                return Result(ok=True, detail=f"{len(report.ok)} file(s) cached")
+            failed = [f"{ref.sha256[:12]}… {ref.url}: {why}" for ref, why in report.failed]
+            return Result(
+                ok=False,
+                code="media_missing",
+                detail=f"{len(report.failed)} of {len(refs)} not fetched",
+                warnings=failed,
+            )
+
+        return Outcome(later=fetch())

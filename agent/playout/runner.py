@@ -1,0 +1,518 @@
+"""The asyncio loop around the pure planner (docs/SCHEDULER.md, "The runner's loop").
+
+One task owns the planner state and the engine's voices: it plans, carries out the
+decision (stop, start, skip proofs), persists the state, then sleeps until the
+decision's `wake_at` or an event (a voice ended, a command changed the inputs).
+Commands never touch the planner state themselves; they change the inputs and wake
+the loop, so every state change happens in one place and in order.
+
+Start times are sample-exact: when the next planned instant is less than `AIM_S`
+away, the loop plans *at* that instant and hands the engine `at_wall`, so the first
+sample leaves the DAC on time instead of one event-loop wake-up late.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from agent.model import ScheduleItem, is_emergency
+from agent.playout.alerts import ActiveAlert, finish
+from agent.playout.live import LiveRelay
+from agent.playout.proofs import ProofKind, segment_proof, skip_proof
+from agent.scheduler import (
+    ActiveSource,
+    PlanInputs,
+    PlannerState,
+    QuietHoursLike,
+    StartOccurrence,
+    StartSource,
+    Stop,
+    item_media,
+    plan,
+    quiet_warnings,
+)
+from playback.engine import AudioEngine, Voice
+from playback.levels import volume_to_gain
+from playback.prepared import Prepared
+
+log = logging.getLogger(__name__)
+
+AIM_S = 1.0  # plan this close to a start instant at the instant itself (sample-exact start)
+MAX_SLEEP_S = 30.0  # re-plan at least this often (clock trust may change silently)
+PREPARE_AHEAD = timedelta(minutes=10)  # decode media this long before an occurrence
+STOP_WAIT_S = 3.0  # how long a stopped voice may take to report its last sample
+JOIN_LEAD_S = 0.25  # a `join` resume is aimed this far ahead (> output latency + a wake-up)
+JUMP_S = 1.0  # wall minus monotonic changed this much: a step (NTP slews far less)
+JUMP_CHECK_S = 1.0  # while asleep, compare the clocks this often (no I/O, cheap)
+
+MediaPath = Callable[[str], Awaitable[Path | None]]
+ProofSink = Callable[[dict[str, Any]], Awaitable[None]]
+# RMS heard by the monitoring input between two wall times (None: it heard no data).
+Heard = Callable[[float, float], Awaitable[float | None]]
+
+
+@dataclass
+class _Segment:
+    """What is sounding now under a planner key."""
+
+    key: str
+    kind: ProofKind
+    subject_id: str
+    voice: Voice
+    shas: tuple[str, ...]
+    volume: int
+    scheduled_at: datetime | None = None
+
+
+@dataclass
+class PlayoutDeps:
+    """Where the runner reads and writes; the service fills these in."""
+
+    engine: AudioEngine
+    tz: ZoneInfo
+    media_path: MediaPath
+    proof: ProofSink
+    load_state: Callable[[], str | None]
+    save_state: Callable[[str], None]
+    quiet: QuietHoursLike | None = None
+    clock_trusted: Callable[[], bool] = lambda: True
+    wall: Callable[[], float] = time.time
+    mono: Callable[[], float] = time.monotonic
+    heard: Heard | None = None  # set when `[audio] monitor` is configured
+
+
+class Playout:
+    def __init__(self, deps: PlayoutDeps) -> None:
+        self.d = deps
+        self.state = PlannerState()
+        self.items: tuple[ScheduleItem, ...] = ()
+        self.alerts: dict[str, ActiveAlert] = {}
+        self.current: _Segment | None = None
+        self._prepared: dict[tuple[str, ...], Prepared] = {}
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._prep_task: asyncio.Task[None] | None = None
+        self.live: LiveRelay | None = None  # set by wiring; VLC relays are planner sources
+        self._wall_minus_mono: float | None = None  # to detect wall-clock steps
+
+    # ---- lifecycle -------------------------------------------------------------
+
+    async def start(self) -> None:
+        stored = await asyncio.to_thread(self.d.load_state)
+        if stored:
+            try:
+                self.state = PlannerState.from_json(stored)
+            except ValueError as e:
+                log.error("planner state unreadable, starting afresh: %s", e)
+        gone = self.state.after_restart()
+        if gone is not None:
+            kind: ProofKind = "audio" if gone.kind == "occurrence" else gone.kind
+            subject = gone.key.split("@", 1)[0] if kind == "audio" else gone.key.split(":", 1)[1]
+            await self.d.proof(
+                segment_proof(
+                    proof_id=f"{gone.key}#{gone.since.timestamp():.3f}",
+                    kind=kind,
+                    subject_id=subject,
+                    tz=self.d.tz,
+                    outcome="preempted",
+                    reason="agent_restart",
+                    started_wall=gone.since.timestamp(),
+                )
+            )
+        await asyncio.to_thread(self.d.save_state, self.state.to_json())
+        self._clock_stepped()  # the baseline: a step while the agent was down is not seen
+        self._task = asyncio.create_task(self._loop(), name="playout")
+
+    async def stop(self) -> None:
+        for t in (self._task, self._prep_task):
+            if t is not None:
+                t.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await t
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    # ---- inputs changed by commands ---------------------------------------------
+
+    def set_schedule(self, items: Sequence[ScheduleItem]) -> list[str]:
+        """A new schedule: returns the quiet-hours warnings for the ack."""
+        self.items = tuple(items)
+        self._prepare_soon()
+        self.wake()
+        now = datetime.fromtimestamp(self.d.wall(), UTC)
+        return quiet_warnings(self.items, self.d.tz, self.d.quiet, now, timedelta(hours=24))
+
+    def add_alert(self, alert: ActiveAlert) -> None:
+        """Start (or, same alert_id, replace) an alert; the loop plays it by priority."""
+        old = self.alerts.pop(alert.args.alert_id, None)
+        if old is not None:
+            key = old.key
+            if self.current is not None and self.current.key == key:
+                # An update replaces what sounds now: end the old segment here.
+                seg, self.current = self.current, None
+                self.d.engine.stop_voice(seg.voice)
+                self.state.cancelled(key, datetime.fromtimestamp(self.d.wall(), UTC))
+                asyncio.get_running_loop().create_task(self._segment_proof(seg, "cancelled"))
+            finish(old, "cancelled", "updated")
+        self.alerts[alert.args.alert_id] = alert
+        self.wake()
+
+    def remove_alert(self, alert_id: str, reason: str) -> ActiveAlert | None:
+        """End an alert (alert.stop, `until`); the loop stops its sound and proves it."""
+        alert = self.alerts.pop(alert_id, None)
+        if alert is not None:
+            alert.end_reason = reason
+            if alert.segments == 0:
+                # It never sounded (waiting behind a higher one): its only proof.
+                asyncio.get_running_loop().create_task(self._unplayed_alert_proof(alert))
+            finish(alert, "cancelled", reason)
+            self.wake()
+        return alert
+
+    def set_volume(self, level: int) -> None:
+        self.d.engine.set_master(volume_to_gain(level))
+
+    # ---- what the heartbeat shows -------------------------------------------------
+
+    def playing(self) -> dict[str, Any] | None:
+        p = self.state.playing
+        if p is None:
+            return None
+        if p.kind == "live":
+            # VLC sounds a relay, not an engine voice, so there is no `current`.
+            subject, kind = p.key.split(":", 1)[1], "live"
+        elif self.current is not None:
+            subject, kind = self.current.subject_id, self.current.kind
+        else:
+            return None
+        return {
+            "item_id": subject,
+            "kind": kind,
+            "priority": p.priority,
+            "since": p.since.astimezone(self.d.tz).isoformat(timespec="milliseconds"),
+        }
+
+    def alert_id(self) -> str | None:
+        if self.current is not None and self.current.kind == "alert":
+            return self.current.subject_id
+        return None
+
+    # ---- the loop ----------------------------------------------------------------
+
+    def _inputs(self) -> PlanInputs:
+        active = tuple(
+            ActiveSource("alert", a.args.alert_id, a.args.priority, a.since)
+            for a in self.alerts.values()
+        ) + (self.live.sources() if self.live is not None else ())
+        durations = {
+            i.id: p.duration_s
+            for i in self.items
+            if (p := self._prepared.get(_shas(i))) is not None
+        }
+        return PlanInputs(
+            items=self.items,
+            tz=self.d.tz,
+            quiet=self.d.quiet,
+            clock_trusted=self.d.clock_trusted(),
+            active=active,
+            durations=durations,
+        )
+
+    async def _loop(self) -> None:
+        aim: float | None = None
+        while True:
+            self._wake.clear()
+            try:
+                aim = await self._step(aim)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("playout step failed")
+                await self.d.engine.wait_ready(0)
+                aim = None
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(1.0):
+                        await self._wake.wait()
+
+    async def _step(self, aim: float | None) -> float | None:
+        """One plan-and-act round; returns the wall instant to aim at next (or None)."""
+        if self._clock_stepped():
+            aim = None  # aimed on the old clock
+        now = self.d.wall()
+        await self._reap(now)
+        at = max(now, aim) if aim is not None else now
+        at_dt = datetime.fromtimestamp(at, UTC)
+        decision = plan(at_dt, self._inputs(), self.state)
+        stopped: _Segment | None = None
+        if decision.stop is not None:
+            stopped = self._stop(decision.stop, at_dt)
+        if decision.start is not None:
+            await self._start(decision.start, at_dt, at if at > self.d.wall() else None)
+        if stopped is not None:
+            await self._segment_proof(stopped, _stop_outcome(decision.stop))
+        for sp in decision.proofs:
+            item = next((i for i in self.items if i.id == sp.item_id), None)
+            await self.d.proof(
+                skip_proof(
+                    sp,
+                    self.d.tz,
+                    media_sha256=_shas(item) if item else (),
+                    volume=item.volume if item else None,
+                )
+            )
+        await asyncio.to_thread(self.d.save_state, self.state.to_json())
+        return await self._sleep(decision.wake_at, at)
+
+    async def _sleep(self, wake_at: datetime | None, planned_at: float) -> float | None:
+        if self._wake.is_set():
+            return None
+        if wake_at is None:
+            timeout = MAX_SLEEP_S
+        else:
+            target = wake_at.timestamp()
+            if target <= planned_at:  # nothing new to aim at: avoid a hot loop
+                target = planned_at + 0.05
+            lead = target - self.d.wall()
+            if lead <= AIM_S:
+                return target
+            timeout = min(MAX_SLEEP_S, lead - AIM_S * 0.8)
+        # Sleep in slices so a wall-clock step is seen within JUMP_CHECK_S: the wake-up
+        # instant was measured on the old clock (asyncio sleeps on the monotonic one).
+        deadline = self.d.mono() + timeout
+        while (left := deadline - self.d.mono()) > 0:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(min(left, JUMP_CHECK_S)):
+                    await self._wake.wait()
+            if self._wake.is_set() or self._clock_step_pending():
+                break
+        return None
+
+    def _clock_step_pending(self) -> bool:
+        last = self._wall_minus_mono
+        return last is not None and abs(self.d.wall() - self.d.mono() - last) >= JUMP_S
+
+    def _clock_stepped(self) -> bool:
+        """Did the wall clock step since the last look (wall minus monotonic changed)?
+
+        If so, tell the planner before it plans (docs/SCHEDULER.md): anchors of what
+        plays move with the clock, and a forward step's span is remembered so an
+        emergency item jumped over still plays. Slow drift (NTP slewing) never adds
+        up to a step because the baseline follows every look.
+        """
+        offset = self.d.wall() - self.d.mono()
+        last, self._wall_minus_mono = self._wall_minus_mono, offset
+        if last is None or abs(offset - last) < JUMP_S:
+            return False
+        log.warning("wall clock stepped by %+.3f s", offset - last)
+        self.state.clock_jumped(offset - last)
+        return True
+
+    async def _reap(self, now: float) -> None:
+        """Feed back a voice that ended by itself (its media ran out, or it failed)."""
+        seg = self.current
+        if seg is None or not seg.voice.done.done():
+            return
+        self.current = None
+        v = seg.voice
+        at = datetime.fromtimestamp(v.ended_wall or now, UTC)
+        if v.outcome == "completed":
+            outcome = self.state.finished(seg.key, at)
+        else:
+            outcome = self.state.failed(seg.key, at, v.reason or "output_unavailable")
+        await self._segment_proof(seg, outcome)
+        if seg.kind == "alert":
+            alert = self.alerts.pop(seg.subject_id, None)
+            if alert is not None:
+                finish(alert, outcome, v.reason)
+
+    def _stop(self, stop: Stop, at: datetime) -> _Segment | None:
+        seg = self.current
+        self.current = None
+        if seg is not None and seg.key == stop.key:
+            if stop.outcome == "cancelled":
+                self.d.engine.stop_voice(seg.voice)
+            else:
+                self.d.engine.preempt(seg.voice)
+        else:
+            seg = None
+        if self.live is not None and stop.key.startswith("live:"):
+            self.live.halt(stop.key.split(":", 1)[1], stop.outcome)
+        self.state.stopped(stop, at)
+        return seg
+
+    async def _start(
+        self, start: StartOccurrence | StartSource, at: datetime, at_wall: float | None
+    ) -> None:
+        if self.live is not None:
+            await self.live.wait_halted()  # VLC off the device before the engine sounds
+        if isinstance(start, StartSource):
+            if start.kind == "live" and self.live is not None and self.live.begin(start.id):
+                self.state.started(start.key, at)
+                return
+            alert = self.alerts.get(start.id)
+            if start.kind != "alert" or alert is None:
+                self.state.failed(start.key, at, "not_supported")
+                return
+            voice = self.d.engine.play(
+                alert.programme,
+                at_wall=at_wall,
+                gain=volume_to_gain(alert.args.volume),
+                use_master=False,
+            )
+            alert.segments += 1
+            seg = _Segment(start.key, "alert", start.id, voice, alert.shas, alert.args.volume)
+        else:
+            item = next(i for i in self.items if i.id == start.item_id)
+            shas = _shas(item)
+            prepared = self._prepared.get(shas)
+            if prepared is None:
+                log.info("%s: media not prepared ahead; decoding now", start.key)
+                prepared = await self._prepare_item(item)
+            if prepared is None:
+                self.state.failed(start.key, at, "media_missing")
+                await self._proof_failed(start, item, "media_missing")
+                return
+            offset_s = start.offset_s
+            if at_wall is None and start.resume == "join" and start.resumed:
+                # "As soon as possible" reaches the DAC one output latency (and a loop
+                # wake-up) after the offset was computed, so the programme would land
+                # that much behind the clock. Aim a little ahead instead and advance the
+                # offset by exactly as much: the rejoin is then on the clock's position.
+                at_wall = self.d.wall() + JOIN_LEAD_S
+                offset_s += max(0.0, at_wall - at.timestamp())
+            voice = self.d.engine.play(
+                prepared,
+                at_wall=at_wall,
+                offset_s=offset_s,
+                gain=volume_to_gain(item.volume),
+                use_master=not is_emergency(item.priority),
+            )
+            seg = _Segment(
+                start.key, "audio", item.id, voice, shas, item.volume, start.scheduled_at
+            )
+        log.info("start %s at_wall=%s (planned %s)", start.key, at_wall, at.timestamp())
+        if voice.outcome == "failed":
+            self.state.failed(start.key, at, voice.reason or "output_unavailable")
+            await self._segment_proof(seg, "failed")
+            if isinstance(start, StartSource) and start.id in self.alerts:
+                finish(self.alerts.pop(start.id), "failed", voice.reason)
+            return
+        self.state.started(start.key, at)
+        self.current = seg
+        voice.done.add_done_callback(lambda _f: self._wake.set())
+
+    # ---- proofs ------------------------------------------------------------------
+
+    async def _segment_proof(self, seg: _Segment, outcome: str) -> None:
+        v = seg.voice
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(STOP_WAIT_S):
+                await asyncio.shield(v.done)
+        started = v.first_sample_wall
+        heard = None
+        if self.d.heard is not None and started is not None and v.ended_wall is not None:
+            heard = await self.d.heard(started, v.ended_wall)
+        await self.d.proof(
+            segment_proof(
+                proof_id=f"{seg.key}#{(started or v.id):.3f}",
+                kind=seg.kind,
+                subject_id=seg.subject_id,
+                tz=self.d.tz,
+                outcome=outcome,
+                media_sha256=seg.shas,
+                scheduled_at=seg.scheduled_at,
+                started_wall=started,
+                ended_wall=v.ended_wall,
+                played_ms=v.played_ms,
+                reason=v.reason if outcome == "failed" else None,
+                volume=seg.volume,
+                level_dbfs=v.level_dbfs,
+                heard_dbfs=heard,
+            )
+        )
+
+    async def _proof_failed(self, start: StartOccurrence, item: ScheduleItem, reason: str) -> None:
+        await self.d.proof(
+            segment_proof(
+                proof_id=f"{start.key}#failed",
+                kind="audio",
+                subject_id=item.id,
+                tz=self.d.tz,
+                outcome="failed",
+                media_sha256=_shas(item),
+                scheduled_at=start.scheduled_at,
+                reason=reason,
+                volume=item.volume,
+            )
+        )
+
+    async def _unplayed_alert_proof(self, alert: ActiveAlert) -> None:
+        await self.d.proof(
+            segment_proof(
+                proof_id=f"{alert.key}#{alert.since.timestamp():.3f}#unplayed",
+                kind="alert",
+                subject_id=alert.args.alert_id,
+                tz=self.d.tz,
+                outcome="cancelled",
+                media_sha256=alert.shas,
+                reason=alert.end_reason,
+                volume=alert.args.volume,
+            )
+        )
+
+    # ---- preparing media ahead of time -------------------------------------------
+
+    def _prepare_soon(self) -> None:
+        if self._prep_task is not None and not self._prep_task.done():
+            self._prep_task.cancel()
+        self._prep_task = asyncio.get_running_loop().create_task(self._prepare_upcoming())
+
+    async def _prepare_upcoming(self) -> None:
+        """Decode the media of items sounding soon, so a start is never late for decoding."""
+        from agent.scheduler import next_occurrence
+
+        now = datetime.fromtimestamp(self.d.wall(), UTC)
+        for item in self.items:
+            occ = next_occurrence(item, self.d.tz, now - timedelta(seconds=item.window_s))
+            if occ is None or occ.at - now > PREPARE_AHEAD:
+                continue
+            await self._prepare_item(item)
+        self.wake()  # durations may now be known
+
+    async def _prepare_item(self, item: ScheduleItem) -> Prepared | None:
+        shas = _shas(item)
+        if not shas:
+            return None
+        if shas in self._prepared:
+            return self._prepared[shas]
+        paths: list[Path] = []
+        for sha in shas:
+            p = await self.d.media_path(sha)
+            if p is None:
+                return None
+            paths.append(p)
+        try:
+            prepared = await self.d.engine.prepare(paths, list(shas))
+        except Exception as e:  # a bad file fails that item, never the loop
+            log.error("cannot decode media of %s: %s", item.id, e)
+            return None
+        self._prepared[shas] = prepared
+        return prepared
+
+
+def _shas(item: ScheduleItem) -> tuple[str, ...]:
+    return tuple(m.sha256 for m in item_media(item))
+
+
+def _stop_outcome(stop: Stop | None) -> str:
+    return "cancelled" if stop is None else stop.outcome

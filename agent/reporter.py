@@ -1,0 +1,176 @@
+"""Everything the province must eventually see goes through here into the outbox.
+
+Acks, events and proofs are written durably first (agent/outbox.py) and only then
+published, in order, with QoS 1; a record leaves the outbox only after the broker's
+PUBACK. The pump never blocks the caller: callers wait for the disk, not the network.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+from datetime import tzinfo
+from typing import Any
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from agent import reports
+from agent.db import StorageFull
+from agent.link import Link, NotConnected
+from agent.outbox import Outbox
+from agent.reports import AckStatus, Level, Topics
+from agent.timeutil import rfc3339_ms
+
+log = logging.getLogger(__name__)
+
+# In-flight window: MQTT keeps order on one connection, so several PUBACKs may be
+# outstanding at once without reordering; this is what makes a backlog of days drain
+# in seconds instead of one round trip per record.
+WINDOW = 16
+
+
+class Reporter:
+    def __init__(
+        self,
+        outbox: Outbox,
+        topics: Topics,
+        device_key: Ed25519PrivateKey,
+        tz: tzinfo,
+        *,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._outbox = outbox
+        self._topics = topics
+        self._key = device_key
+        self._tz = tz
+        self._clock = clock
+        self._wake = asyncio.Event()
+        self._last_unparsed_ack = 0.0
+        self._pending: set[asyncio.Task[None]] = set()
+
+    def now(self) -> str:
+        return rfc3339_ms(self._clock(), self._tz)
+
+    # -- producers ------------------------------------------------------------------
+
+    async def ack(
+        self,
+        *,
+        jti: str | None,
+        cmd: str | None,
+        status: AckStatus,
+        code: str | None = None,
+        detail: str | None = None,
+        warnings: list[str] | None = None,
+    ) -> None:
+        if jti is None and cmd is None:
+            # §6.3: acks for payloads that cannot be parsed at all go out at most once
+            # a second, so a flood of garbage cannot fill the outbox or the uplink.
+            now = time.monotonic()
+            if now - self._last_unparsed_ack < 1.0:
+                log.info("unparseable command dropped without ack (rate limit): %s", detail)
+                return
+            self._last_unparsed_ack = now
+        payload = reports.ack_payload(
+            jti=jti,
+            cmd=cmd,
+            status=status,
+            at=self.now(),
+            code=code,
+            detail=detail,
+            warnings=warnings,
+        )
+        await self._put("ack", self._topics.ack, payload)
+
+    async def event(self, level: Level, code: str, detail: str) -> None:
+        log.log(
+            logging.ERROR
+            if level == "error"
+            else logging.WARNING
+            if level == "warning"
+            else logging.INFO,
+            "event %s: %s",
+            code,
+            detail,
+        )
+        payload = reports.event_payload(at=self.now(), level=level, code=code, detail=detail)
+        await self._put("event", self._topics.event, payload)
+
+    def emit(self, level: str, code: str, detail: str) -> None:
+        """Synchronous event sink for subsystems that take an `emit_event` callback
+        (cache, audio engine). Must be called on the event loop's thread."""
+        lvl: Level = level if level in ("info", "warning", "error") else "error"  # type: ignore[assignment]
+        task = asyncio.get_running_loop().create_task(self.event(lvl, code, detail))
+        self._pending.add(task)  # held until written, or the loop may drop it mid-way
+        task.add_done_callback(self._pending.discard)
+
+    async def proof(self, record: dict[str, Any]) -> None:
+        token = reports.proof_token(self._key, self._topics.device_id, record)
+        await self._put("proof", self._topics.proof, token)
+
+    async def _put(self, kind: str, topic: str, payload: bytes) -> None:
+        try:
+            result = await asyncio.to_thread(self._outbox.put, kind, topic, payload)
+        except StorageFull:
+            # The card is full: nothing can be made durable. Keep serving (playback
+            # and emergencies need no disk); the heartbeat shows disk_free_mb = 0.
+            log.critical("storage full: %s record for %s could not be stored", kind, topic)
+            return
+        self._wake.set()
+        if not result.stored:
+            # Only proofs fill the outbox: this non-proof record was dropped instead.
+            log.warning("outbox full of proofs; %s record not kept", kind)
+            return
+        if result.dropped:
+            # Raised after the put so the event itself is not what gets dropped next.
+            detail = f"outbox over quota: dropped {result.dropped} oldest non-proof records"
+            payload2 = reports.event_payload(
+                at=self.now(), level="warning", code="outbox_full", detail=detail
+            )
+            await asyncio.to_thread(self._outbox.put, "event", self._topics.event, payload2)
+
+    # -- the pump -------------------------------------------------------------------
+
+    async def pump(self, link: Link) -> None:
+        """Drain the outbox whenever the link is up. Runs forever."""
+        while True:
+            await link.connected.wait()
+            try:
+                await self._drain(link)
+            except NotConnected:
+                await asyncio.sleep(0.2)
+                continue
+            self._wake.clear()
+            if await asyncio.to_thread(self._outbox.count):
+                continue  # records arrived between the drain and the clear
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout=30)
+
+    async def _drain(self, link: Link) -> None:
+        after = 0
+        while True:
+            batch = await asyncio.to_thread(self._outbox.pending, WINDOW, after)
+            if not batch:
+                return
+            results = await asyncio.gather(
+                *(link.publish(r.topic, r.payload, qos=r.qos, retain=r.retain) for r in batch),
+                return_exceptions=True,
+            )
+            delivered: list[int] = []
+            failure: BaseException | None = None
+            for record, res in zip(batch, results, strict=True):
+                if isinstance(res, BaseException):
+                    # Keep order: stop at the first failure, the rest is re-sent on the
+                    # next connection (duplicates are allowed, loss is not).
+                    failure = res
+                    break
+                delivered.append(record.id)
+            if delivered:
+                # One transaction (one fsync) for the whole acknowledged batch.
+                await asyncio.to_thread(self._outbox.delete_many, delivered)
+                after = delivered[-1]
+            if failure is not None:
+                raise NotConnected(str(failure))

@@ -1,0 +1,197 @@
+"""Occurrence instants of schedule items (PROTOCOL §5.2), pure.
+
+An item's `rrule` (RFC 5545, no DTSTART) is evaluated by python-dateutil in the
+device's configured zone, on *local wall time*: a 05:30 programme stays at 05:30
+local across a DST change (Vietnam has none; other zones do). A local time that
+does not exist (spring-forward gap) is taken with the offset before the change,
+i.e. it lands just after the gap; an ambiguous one (fall-back) is its first
+instance, so each rule instance gives exactly one instant.
+
+Every function takes the instants it needs; nothing here reads a clock.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from functools import lru_cache
+from zoneinfo import ZoneInfo
+
+from dateutil.rrule import rrule, rrulestr
+
+from agent.model import MediaRef, ScheduleItem
+
+# dateutil refuses a UTC UNTIL with a naive DTSTART (and a local UNTIL with an aware
+# one); we evaluate on naive local wall time, so a `...Z` UNTIL is rewritten to local.
+_UNTIL_UTC = re.compile(r"UNTIL=(\d{8}T\d{6})Z", re.IGNORECASE)
+_MAX_RRULE_LEN = 1000
+# Local wall time differs from a fixed offset by at most a DST shift (<= 2 h anywhere):
+# naive-local searches are widened by this much, then filtered on exact instants.
+_SLACK = timedelta(hours=3)
+
+
+@dataclass(frozen=True)
+class Occurrence:
+    """One instance of a schedule item.
+
+    `at` is aware, expressed in the device's zone; `window_end` = `at` + `window_s`
+    is the last instant it may still begin. `key` names the occurrence stably (the
+    instant in UTC, so a change of the device's zone cannot rename it) and is what
+    the planner's ledger records as played or skipped.
+    """
+
+    item_id: str
+    at: datetime
+    window_end: datetime
+    priority: int
+    key: str
+
+
+def occurrence_key(item_id: str, at: datetime) -> str:
+    """The ledger key of item `item_id`'s occurrence at instant `at` (aware)."""
+    if at.tzinfo is None:
+        raise ValueError("occurrence instant must be timezone-aware")
+    utc = at.astimezone(UTC).replace(tzinfo=None)
+    return f"{item_id}@{utc.isoformat()}Z"
+
+
+def validate_rrule(text: str) -> None:
+    """Raise ValueError naming what is wrong if `text` is not a usable RRULE.
+
+    For argument checking of `schedule.set` (a bad rule is `bad_args`, not a crash
+    later at play time).
+    """
+    _rule(_normalise(text, ZoneInfo("UTC")), datetime(2000, 1, 1))
+
+
+def _normalise(text: str, tz: ZoneInfo) -> str:
+    if not isinstance(text, str) or not text.strip():
+        raise ValueError("rrule must be a non-empty string")
+    if len(text) > _MAX_RRULE_LEN:
+        raise ValueError(f"rrule longer than {_MAX_RRULE_LEN} characters")
+    body = text.strip()
+    if body.upper().startswith("RRULE:"):
+        body = body[6:]
+    if "\n" in body or "\r" in body:
+        raise ValueError("rrule must be a single RRULE line (no DTSTART, EXDATE, ...)")
+    if "DTSTART" in body.upper():
+        raise ValueError("rrule must not contain DTSTART (the item's `start` is its first instant)")
+
+    def to_local(m: re.Match[str]) -> str:
+        utc = datetime.strptime(m.group(1), "%Y%m%dT%H%M%S").replace(tzinfo=UTC)
+        return "UNTIL=" + utc.astimezone(tz).strftime("%Y%m%dT%H%M%S")
+
+    return _UNTIL_UTC.sub(to_local, body)
+
+
+@lru_cache(maxsize=1024)
+def _rule(body: str, dtstart_local_naive: datetime) -> rrule:
+    # Parsing is the expensive part of plan(); items are re-evaluated every few
+    # seconds with the same rule, so cache the parsed object (rrule is immutable).
+    try:
+        rule = rrulestr(body, dtstart=dtstart_local_naive, cache=True)
+    except (ValueError, TypeError, KeyError, IndexError) as exc:
+        raise ValueError(f"rrule {body!r} is not a valid RFC 5545 rule: {exc}") from None
+    if not isinstance(rule, rrule):
+        raise ValueError(f"rrule {body!r} is not a single RRULE")
+    return rule
+
+
+def _localise(naive: datetime, tz: ZoneInfo) -> datetime:
+    # fold=0: the first of an ambiguous pair; a non-existent wall time is normalised
+    # through UTC so it becomes a real instant just after the gap.
+    return naive.replace(tzinfo=tz).astimezone(UTC).astimezone(tz)
+
+
+def _make(item: ScheduleItem, at: datetime) -> Occurrence:
+    return Occurrence(
+        item_id=item.id,
+        at=at,
+        # Through UTC: aware arithmetic within one ZoneInfo is wall-clock arithmetic.
+        window_end=(at.astimezone(UTC) + timedelta(seconds=item.window_s)).astimezone(at.tzinfo),
+        priority=item.priority,
+        key=occurrence_key(item.id, at),
+    )
+
+
+def occurrences(
+    item: ScheduleItem, tz: ZoneInfo, start: datetime, end: datetime
+) -> list[Occurrence]:
+    """The item's occurrences whose instant lies in [start, end), in time order.
+
+    `start`/`end` are aware. `item.until` (inclusive, like RFC 5545 UNTIL) bounds
+    the series; an item without `rrule` has the single occurrence `item.start`.
+    Raises ValueError on a naive bound or an invalid rule.
+    """
+    if start.tzinfo is None or end.tzinfo is None:
+        raise ValueError("occurrences(): start and end must be timezone-aware")
+    if end <= start:
+        return []
+    first = item.start.astimezone(tz)
+    if item.rrule is None:
+        ats = [first] if start <= first < end else []
+    else:
+        rule = _rule(_normalise(item.rrule, tz), first.replace(tzinfo=None))
+        # Naive local bounds widened: local wall time is not monotonic in UTC across
+        # a fall-back, so filter exactly on aware instants afterwards.
+        lo = start.astimezone(tz).replace(tzinfo=None) - _SLACK
+        hi = end.astimezone(tz).replace(tzinfo=None) + _SLACK
+        ats = [_localise(n, tz) for n in rule.between(lo, hi, inc=True)]
+        ats = [a for a in ats if start <= a < end]
+    if item.until is not None:
+        ats = [a for a in ats if a <= item.until]
+    return [_make(item, a) for a in sorted(set(ats))]
+
+
+def next_occurrence(item: ScheduleItem, tz: ZoneInfo, after: datetime) -> Occurrence | None:
+    """The item's first occurrence strictly after `after`, or None if the series ended."""
+    first = item.start.astimezone(tz)
+    if item.rrule is None:
+        candidate: datetime | None = first if first > after else None
+    else:
+        rule = _rule(_normalise(item.rrule, tz), first.replace(tzinfo=None))
+        naive = after.astimezone(tz).replace(tzinfo=None) - _SLACK
+        candidate = None
+        while True:
+            n = rule.after(naive, inc=False)
+            if n is None:
+                break
+            at = _localise(n, tz)
+            if at > after:
+                candidate = at
+                break
+            naive = n
+    if candidate is None or (item.until is not None and candidate > item.until):
+        return None
+    return _make(item, candidate)
+
+
+def item_media(item: ScheduleItem) -> list[MediaRef]:
+    """Every MediaRef an item needs: its audio `media`, or its slides' media."""
+    refs = list(item.media)
+    refs.extend(s.media for s in item.slides if s.media is not None)
+    return refs
+
+
+def upcoming_media(
+    items: Iterable[ScheduleItem], tz: ZoneInfo, now: datetime, horizon: timedelta
+) -> list[tuple[datetime, MediaRef]]:
+    """Media needed by occurrences still to begin before `now + horizon`, soonest first.
+
+    An occurrence whose window is still open counts (it may still play late). Each
+    media (by sha256) appears once, at its earliest need, so the cache can fetch
+    the most urgent first.
+    """
+    earliest: dict[str, tuple[datetime, MediaRef]] = {}
+    for item in items:
+        lookback = timedelta(seconds=item.window_s)
+        for occ in occurrences(item, tz, now - lookback, now + horizon):
+            if occ.window_end <= now:
+                continue
+            for ref in item_media(item):
+                seen = earliest.get(ref.sha256)
+                if seen is None or occ.at < seen[0]:
+                    earliest[ref.sha256] = (occ.at, ref)
+    return sorted(earliest.values(), key=lambda pair: (pair[0], pair[1].sha256))

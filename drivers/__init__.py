@@ -1,0 +1,1 @@
+"""Hardware drivers behind narrow interfaces (amplifier power, later modem and relays)."""

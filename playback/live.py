@@ -1,0 +1,236 @@
+"""Relay of a live stream (http/https/icecast/HLS/rtsp) to the output through libVLC.
+
+VLC plays straight to the ALSA device (`--aout=alsa`; `--aout=pulse` loses short
+clips, see TESTING-NOTES), not through the engine's player process: the playout
+runner keeps the engine silent while a relay sounds.
+
+`LiveStream.run()` plays until `stop()` or until the stream is dead for good. A
+stream that ends or errors is reopened after a back-off; one whose clock stops
+advancing while VLC still says Playing (a stalled socket VLC never gives up on) is
+killed by the watchdog and reopened the same way. After `max_retries` reopenings
+without sound in between, it is given up (`failed`, `stream_lost`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+from urllib.parse import urlsplit
+
+log = logging.getLogger(__name__)
+
+SCHEMES = ("http", "https", "rtsp", "icecast", "mms", "rtmp")
+POLL_S = 0.1
+OPEN_TIMEOUT_S = 10.0  # a stream that does not start sounding within this is retried
+STALL_S = 4.0  # Playing but the stream clock frozen this long: the player is stuck
+HEALTHY_S = 10.0  # sounding this long resets the retry budget
+DEFAULT_BACKOFF = (1.0, 2.0, 4.0, 8.0)
+
+EndOutcome = Literal["cancelled", "failed"]
+
+
+class LiveUnavailable(RuntimeError):
+    """libVLC cannot be loaded or cannot make a player here (the relay is not supported)."""
+
+
+def check_url(url: str) -> str:
+    """The stream URL, or ValueError naming what is wrong with it."""
+    parts = urlsplit(url)
+    if parts.scheme.lower() not in SCHEMES:
+        raise ValueError(f"live url scheme {parts.scheme!r} is not one of {', '.join(SCHEMES)}")
+    if not parts.hostname:
+        raise ValueError(f"live url {url!r} has no host")
+    # VLC knows icecast as plain http.
+    return "http" + url[len("icecast") :] if parts.scheme.lower() == "icecast" else url
+
+
+def vlc_args(device: str) -> list[str]:
+    """libVLC options: ALSA output to `device`, no video, no interaction, network caching."""
+    alsa = "default" if device.strip().lower() in ("", "default") else device
+    return [
+        "--aout=alsa",
+        f"--alsa-audio-device={alsa}",
+        "--no-video",
+        "--intf=dummy",
+        "--no-xlib",
+        "--quiet",
+        "--network-caching=1000",
+        "--http-reconnect",
+    ]
+
+
+@dataclass
+class LiveEnd:
+    """How a relay ended and what it sounded (wall seconds; None when nothing sounded)."""
+
+    outcome: EndOutcome
+    reason: str | None
+    started_wall: float | None
+    ended_wall: float | None
+    played_ms: int
+    reconnects: int
+
+
+class LiveStream:
+    """One relay of `url` to `device`; `run()` once, `stop()` from anywhere in the loop."""
+
+    def __init__(
+        self,
+        url: str,
+        device: str,
+        *,
+        volume: int = 100,
+        max_retries: int = 3,
+        backoff: Sequence[float] = DEFAULT_BACKOFF,
+        stall_s: float = STALL_S,
+        wall: Callable[[], float] = time.time,
+        on_sounding: Callable[[], None] | None = None,
+    ) -> None:
+        self.url = check_url(url)
+        self.device = device
+        self.volume = max(0, min(100, volume))
+        self.max_retries = max_retries
+        self.backoff = tuple(backoff) or (1.0,)
+        self.stall_s = stall_s
+        self.wall = wall
+        self.on_sounding = on_sounding
+        self._stop = asyncio.Event()
+        self._instance: Any = None
+        self.reconnects = 0
+        self.started_wall: float | None = None
+        self._played_s = 0.0
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    @property
+    def played_ms(self) -> int:
+        return round(self._played_s * 1000)
+
+    def _new_instance(self) -> Any:
+        try:
+            import vlc
+        except Exception as e:  # python-vlc missing
+            raise LiveUnavailable(f"python-vlc is not importable: {e}") from e
+        # `import vlc` succeeds without libvlc; only Instance() shows it is missing.
+        try:
+            inst = vlc.Instance(vlc_args(self.device))
+        except Exception as e:
+            raise LiveUnavailable(f"libVLC cannot start: {e}") from e
+        if inst is None:
+            raise LiveUnavailable("libVLC cannot start (is libvlc5 / vlc-plugin-base installed?)")
+        return inst
+
+    async def run(self) -> LiveEnd:
+        """Relay until stopped (`cancelled`) or given up (`failed`, `stream_lost`)."""
+        self._instance = await asyncio.to_thread(self._new_instance)
+        failures = 0
+        reason = "stream_lost"
+        try:
+            while not self._stop.is_set():
+                sounded = await self._play_once()
+                if self._stop.is_set():
+                    break
+                failures = 0 if sounded >= HEALTHY_S else failures + 1
+                if failures > self.max_retries:
+                    break
+                self.reconnects += 1
+                delay = self.backoff[min(failures, len(self.backoff)) - 1] if failures else 0.2
+                log.warning(
+                    "live %s: stream lost, reconnect %d in %.1fs", self.url, failures, delay
+                )
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(delay):
+                        await self._stop.wait()
+        finally:
+            inst, self._instance = self._instance, None
+            if inst is not None:
+                await asyncio.to_thread(inst.release)
+        ended = self.wall() if self.started_wall is not None else None
+        if self._stop.is_set():
+            return LiveEnd("cancelled", None, self.started_wall, ended, self.played_ms,
+                           self.reconnects)  # fmt: skip
+        return LiveEnd("failed", reason, self.started_wall, ended, self.played_ms, self.reconnects)
+
+    async def _play_once(self) -> float:
+        """Open the stream once and play it until it ends, stalls or is stopped;
+        returns the seconds it sounded."""
+        import vlc
+
+        player = await asyncio.to_thread(self._open)
+        sounded = 0.0
+        opened = time.monotonic()
+        last_t, last_change, last_poll = -1, time.monotonic(), time.monotonic()
+        try:
+            while not self._stop.is_set():
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(POLL_S):
+                        await self._stop.wait()
+                state = player.get_state()
+                if state in (vlc.State.Ended, vlc.State.Error, vlc.State.Stopped):
+                    break
+                now = time.monotonic()
+                step, last_poll = now - last_poll, now
+                t = player.get_time()
+                if state == vlc.State.Playing and t > 0:
+                    if last_t < 0 and self.started_wall is None:
+                        self.started_wall = self.wall()
+                        if self.on_sounding is not None:
+                            self.on_sounding()
+                    elif last_t >= 0:
+                        # VLC's clock moves in coarse steps: count time while it moves.
+                        sounded += step
+                        self._played_s += step
+                    if t != last_t:
+                        last_t, last_change = t, now
+                    elif now - last_change > self.stall_s:
+                        log.warning("live %s: stuck (clock frozen %.1fs); killing player",
+                                    self.url, now - last_change)  # fmt: skip
+                        break
+                elif last_t < 0 and now - opened > OPEN_TIMEOUT_S:
+                    log.warning("live %s: no sound after %.0fs", self.url, OPEN_TIMEOUT_S)
+                    break
+        finally:
+            # stop() can block on a dead socket: off the event loop, and a fresh player next.
+            await asyncio.to_thread(_close, player)
+        return sounded
+
+    def _open(self) -> Any:
+        player = self._instance.media_player_new()
+        media = self._instance.media_new(self.url)
+        player.set_media(media)
+        media.release()
+        player.audio_set_volume(self.volume)
+        if player.play() != 0:
+            log.warning("live %s: VLC refused to play", self.url)
+        return player
+
+
+def _close(player: Any) -> None:
+    player.stop()
+    player.release()
+
+
+_AVAILABLE: str | None = None  # "" = libVLC works; else why not (checked once per process)
+
+
+def vlc_unavailable() -> str:
+    """Why libVLC cannot relay here ("" when it can). Makes one Instance, because
+    `import vlc` succeeds without libvlc and only Instance() shows it is missing."""
+    global _AVAILABLE
+    if _AVAILABLE is None:
+        try:
+            import vlc
+
+            inst = vlc.Instance(["--no-video", "--intf=dummy", "--quiet"])
+            _AVAILABLE = "" if inst is not None else "libVLC cannot start (install libvlc5)"
+            if inst is not None:
+                inst.release()
+        except Exception as e:
+            _AVAILABLE = f"libVLC cannot start: {e}"[:200]
+    return _AVAILABLE

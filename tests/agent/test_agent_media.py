@@ -1,0 +1,67 @@
+"""media.prefetch and schedule.set fill the cache of a real agent; the heartbeat says so."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+from support.agentproc import AgentProc, Province, TrustKey
+
+DEV = "dev-0001"
+
+
+def ref(path: Path, data: bytes, *, sha: str | None = None) -> dict[str, Any]:
+    return {
+        "url": path.as_uri(),
+        "sha256": sha or hashlib.sha256(data).hexdigest(),
+        "size": len(data),
+        "type": "audio/wav",
+    }
+
+
+def heartbeat_after(province: Province, t: float) -> dict[str, Any]:
+    jti = province.send(DEV, "status.request")
+    province.wait_ack(jti)
+    hb = province.wait_for(lambda m: m.topic.endswith(f"{DEV}/hb") and m.at >= t, 10)
+    return hb.json()  # type: ignore[no-any-return]
+
+
+def test_prefetch_and_schedule_fill_the_cache(tmp_path: Path, broker: Any) -> None:
+    key = TrustKey("vn-48-emergency")
+    usb = tmp_path / "usb"  # media a technician brought on a stick: file:// URLs
+    usb.mkdir()
+    good, other, later = os.urandom(50_000), os.urandom(30_000), os.urandom(20_000)
+    for name, data in (("good.wav", good), ("other.wav", other), ("later.wav", later)):
+        (usb / name).write_bytes(data)
+    agent = AgentProc.create(tmp_path / "a", broker, DEV, ["vn-48"], [key])
+    province = Province(broker, key)
+    with agent:
+        province.wait_for(lambda m: m.topic.endswith(f"{DEV}/state") and m.json()["online"], 15)
+        jti = province.send(DEV, "media.prefetch", {"media": [ref(usb / "good.wav", good)]})
+        assert province.wait_ack(jti, status="accepted")
+        assert province.wait_ack(jti, status="done", timeout=20)
+
+        # Wrong hash: never enters the store; the ack names the failing reference.
+        bad = ref(usb / "other.wav", other, sha="0" * 64)
+        jti = province.send(DEV, "media.prefetch", {"media": [bad]})
+        failed = province.wait_ack(jti, status="failed", timeout=30)
+        assert failed["code"] == "media_missing"
+        assert any("000000000000" in w for w in failed.get("warnings", [])), failed
+
+        # A schedule for tomorrow: its media is fetched ahead of time.
+        start = time.strftime("%Y-%m-%dT05:30:00+07:00", time.gmtime(time.time() + 86400))
+        item = {"id": "news", "kind": "audio", "start": start,
+                "media": [ref(usb / "later.wav", later)]}
+        jti = province.send(DEV, "schedule.set", {"version": 1, "items": [item]})
+        assert province.wait_ack(jti)["status"] == "accepted"
+        deadline = time.time() + 20
+        while True:
+            hb = heartbeat_after(province, time.time())
+            if hb["cache"]["items"] == 2 or time.time() > deadline:
+                break
+            time.sleep(0.5)
+        assert hb["cache"] == {"items": 2, "bytes": len(good) + len(later), "missing": 0}
+    province.close()

@@ -1,0 +1,5 @@
+"""Playback tests: the private PulseAudio rig (tests/conftest.py puts tests/ on sys.path)."""
+
+from __future__ import annotations
+
+from support.pulse import pulse  # noqa: F401  (re-exported fixture)

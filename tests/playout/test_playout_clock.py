@@ -1,0 +1,303 @@
+"""Wall-clock steps and an offline reboot, through a real agent heard at the null sink.
+
+The agent and its player subprocess see a wall clock shifted by
+`tests/support/clockshift` (an NTP-like step: CLOCK_MONOTONIC is untouched); the test
+process, the recorder and the broker keep the real clock. Times in proofs and in
+schedules are therefore on the agent's clock; the recording is on the real one.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import numpy as np
+import numpy.typing as npt
+import paho.mqtt.client as paho
+import pytest
+from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+from support.agentproc import AgentProc, Msg
+from support.playout import (
+    DEVICE,
+    audible_spans,
+    place_in_cache,
+    proofs,
+    ref_json,
+    sound_agent,
+    verified_proof,
+    wait_online,
+)
+from support.pulse import RATE, PulseRig, programme_signal, write_wav
+from support.timing import align_near
+
+from agent.db import open_db
+from agent.outbox import Outbox
+from agent.timeutil import parse_rfc3339
+
+TZ = ZoneInfo("Asia/Ho_Chi_Minh")
+CLOCKSHIFT = Path(__file__).resolve().parents[1] / "support" / "clockshift"
+PROOF_TOPIC = f"tcs/v1/dev/{DEVICE}/proof"
+
+
+class AgentClock:
+    """Steps the wall clock of the agent's process tree (and only of it)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.offset = 0.0
+
+    def now(self) -> float:
+        """The agent's wall clock, as it reads it."""
+        return time.time() + self.offset
+
+    def step(self, delta_s: float) -> None:
+        self.offset += delta_s
+        tmp = self.path.with_suffix(".tmp")
+        tmp.write_text(repr(self.offset))
+        os.replace(tmp, self.path)  # atomic: a reader never sees half a number
+        time.sleep(0.1)  # > the 50 ms re-read interval: every process has seen it
+
+
+@pytest.fixture
+def agent_clock(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AgentClock:
+    path = tmp_path / "clock-offset"
+    path.write_text("0.0")
+    pp = os.environ.get("PYTHONPATH")
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(p for p in (str(CLOCKSHIFT), pp) if p))
+    monkeypatch.setenv("TCS_TEST_CLOCK_OFFSET_FILE", str(path))
+    return AgentClock(path)
+
+
+def _item(item_id: str, ref: Any, at: float, **kw: Any) -> dict[str, Any]:
+    return {
+        "id": item_id, "kind": "audio", "media": [ref_json(ref)],
+        "start": datetime.fromtimestamp(at, TZ).isoformat(), "window_s": 60, "priority": 20,
+        **kw,
+    }  # fmt: skip
+
+
+def _siren(seconds: float) -> npt.NDArray[np.float32]:
+    """A rising sweep: unlike `programme_signal` (one chord whatever the seed), it
+    cannot be mistaken for the news programme in the recording."""
+    t = np.arange(round(seconds * RATE)) / RATE
+    f0, f1 = 600.0, 1200.0
+    phase = 2 * np.pi * (f0 * t + (f1 - f0) * t * t / (2 * seconds))
+    x = 0.3 * np.sin(phase) + 0.03 * np.random.default_rng(11).standard_normal(len(t))
+    fade = RATE // 100
+    x[:fade] *= np.linspace(0, 1, fade)
+    x[-fade:] *= np.linspace(1, 0, fade)
+    return x.astype(np.float32)
+
+
+def _item_proofs(agent: AgentProc, province: Any, item_id: str) -> list[dict[str, Any]]:
+    return [p for p in proofs(agent, province) if p.get("item_id") == item_id]
+
+
+def _heard_at(
+    x: npt.NDArray[np.float32], rec: Any, src: npt.NDArray[np.float32], real_wall: float
+) -> float:
+    """Real wall time where `src`'s first second is heard near `real_wall` (corr > 0.9)."""
+    i, c = align_near(x, src[:RATE], rec.index_of(real_wall), RATE // 2)
+    assert c > 0.9, f"not heard near {real_wall:.3f} (correlation {c:.2f})"
+    return float(rec.wall_of(i))
+
+
+def test_playout_backward_jump_never_plays_twice(
+    tmp_path: Path, broker: Any, pulse: PulseRig, agent_clock: AgentClock
+) -> None:
+    src = programme_signal(2.0)
+    agent, province, _ = sound_agent(tmp_path / "a", broker)
+    ref = place_in_cache(agent, write_wav(tmp_path / "news.wav", src))
+    rec = pulse.recorder
+    rec.start()
+    with agent:
+        wait_online(province)
+        at = float(int(agent_clock.now()) + 4)
+        jti = province.send(
+            DEVICE, "schedule.set", {"version": 1, "items": [_item("news", ref, at)]}
+        )
+        assert province.wait_ack(jti, timeout=10)["status"] == "accepted"
+        province.wait_for(lambda _m: len(_item_proofs(agent, province, "news")) >= 1, 20)
+        played_real = at - agent_clock.offset
+        # Back by 10 s (the clock was fast): the agent's clock is before `at` again, and
+        # passes it again a few seconds later. (The step size does not matter to the
+        # ledger; a small one keeps the test short.)
+        agent_clock.step(-10.0)
+        assert agent_clock.now() < at
+        again_real = at - agent_clock.offset
+        time.sleep(max(0.0, again_real + 4.0 - time.time()))
+        rec.wait_silence_after(time.time())
+        log = agent.output()
+    rec.stop()
+    assert "wall clock stepped by -10" in log
+    news = _item_proofs(agent, province, "news")
+    assert [p["outcome"] for p in news] == ["completed"], news
+    assert abs(parse_rfc3339(news[0]["started_at"]).timestamp() - at) < 0.05
+    x = rec.samples
+    heard = _heard_at(x, rec, src, played_real)
+    assert abs(heard - played_real) < 0.05
+    # When the occurrence time came round again, nothing was heard at all.
+    spans = [rec.wall_of(round(s * RATE)) for s, _e in audible_spans(x)]
+    assert spans and all(s < played_real + 2.5 for s in spans), (spans, again_real)
+    assert float(np.max(np.abs(x[rec.index_of(again_real - 1.0) :]))) < 1e-3
+
+
+def test_playout_forward_jump_skips_once_and_loses_no_emergency(
+    tmp_path: Path, broker: Any, pulse: PulseRig, agent_clock: AgentClock
+) -> None:
+    news_src = programme_signal(2.0, seed=7)
+    siren_src = _siren(1.5)
+    agent, province, _ = sound_agent(tmp_path / "a", broker)
+    news = place_in_cache(agent, write_wav(tmp_path / "news.wav", news_src))
+    siren = place_in_cache(agent, write_wav(tmp_path / "siren.wav", siren_src))
+    rec = pulse.recorder
+    rec.start()
+    with agent:
+        wait_online(province)
+        t0 = float(int(agent_clock.now()))
+        items = [
+            _item("news", news, t0 + 30, window_s=5),
+            _item("siren", siren, t0 + 40, window_s=5, priority=95, resume="restart"),
+        ]
+        jti = province.send(DEVICE, "schedule.set", {"version": 1, "items": items})
+        assert province.wait_ack(jti, timeout=10)["status"] == "accepted"
+        time.sleep(1.0)
+        jumped_real = time.time()
+        agent_clock.step(120.0)  # the clock was slow: both windows are now behind it
+        sent_real = time.time()
+        a_jti = province.send(
+            DEVICE, "alert.start",
+            {"alert_id": "a1", "text": "Khẩn cấp", "repeat": 1, "chime": False},
+        )  # fmt: skip
+        province.wait_ack(a_jti, status="done", timeout=30)
+        province.wait_for(
+            lambda _m: any(
+                p["outcome"] in ("completed", "resumed")
+                for p in _item_proofs(agent, province, "siren")
+            ),
+            20,
+        )
+        province.wait_for(lambda _m: bool(_item_proofs(agent, province, "news")), 10)
+        time.sleep(1.0)  # a second skip proof, if any, would come with the first
+        rec.wait_silence_after(time.time())
+    rec.stop()
+    x = rec.samples
+    # The normal item: never heard, exactly one skip proof.
+    (skip,) = _item_proofs(agent, province, "news")
+    assert (skip["outcome"], skip["reason"]) == ("skipped", "window_passed")
+    assert skip["started_at"] is None and skip["ended_at"] is None
+    assert float(np.max(np.abs(x[: rec.index_of(jumped_real)]))) < 1e-3  # silence before
+    # The alert sent right after the jump: heard at once, and proved.
+    (alert,) = [p for p in proofs(agent, province) if p.get("alert_id") == "a1"]
+    assert alert["outcome"] == "completed"
+    spans = [
+        (rec.wall_of(round(a * RATE)), rec.wall_of(round(b * RATE))) for a, b in audible_spans(x)
+    ]
+    assert spans and jumped_real < spans[0][0] < sent_real + 1.0, (spans, sent_real)
+    # The emergency item jumped over: played late, in full, after the alert.
+    sirens = _item_proofs(agent, province, "siren")
+    assert sirens[-1]["outcome"] in ("completed", "resumed"), sirens
+    i, c = align_near(x, siren_src, rec.index_of(spans[0][0]) + 3 * RATE, 3 * RATE)
+    assert c > 0.9, f"the emergency item was not heard in full (correlation {c:.2f})"
+    assert rec.wall_of(i) > spans[0][0] + 0.5  # after the alert began
+    # ... and the news programme is nowhere in the recording.
+    hits = [
+        align_near(x, news_src[: RATE // 2], i, RATE)[1] for i in range(RATE, len(x) - RATE, RATE)
+    ]
+    assert max(hits) < 0.5
+
+
+class ProofWatch:
+    """A province-side subscriber with a persistent session (user `watch`): proofs
+    published while it is away (broker restarted) are queued for it, not lost."""
+
+    def __init__(self, broker: Any) -> None:
+        self.got: list[Msg] = []
+        self._cond = threading.Condition()
+        c = paho.Client(CallbackAPIVersion.VERSION2, client_id="watch", protocol=paho.MQTTv5)
+        c.username_pw_set("watch", broker.password("watch"))
+        c.tls_set(ca_certs=str(broker.ca_file))
+        c.reconnect_delay_set(min_delay=1, max_delay=1)
+        c.on_message = self._on_message
+        up = threading.Event()
+        c.on_connect = lambda *a, **k: up.set()
+        props = Properties(PacketTypes.CONNECT)
+        props.SessionExpiryInterval = 3600
+        c.connect(broker.hostname, broker.port, keepalive=30, clean_start=False, properties=props)
+        c.loop_start()
+        assert up.wait(10), "watch client could not connect"
+        c.subscribe(PROOF_TOPIC, qos=1)
+        time.sleep(0.2)
+        self.client = c
+
+    def _on_message(self, _c: Any, _u: Any, m: paho.MQTTMessage) -> None:
+        with self._cond:
+            self.got.append(Msg(m.topic, bytes(m.payload), bool(m.retain), time.time()))
+            self._cond.notify_all()
+
+    def wait(self, n: int, timeout: float) -> list[Msg]:
+        with self._cond:
+            assert self._cond.wait_for(lambda: len(self.got) >= n, timeout), "no proof arrived"
+            return list(self.got)
+
+    def close(self) -> None:
+        self.client.loop_stop()
+        self.client.disconnect()
+
+
+def _outbox_proofs(agent: AgentProc) -> list[bytes]:
+    db = open_db(agent.config.parent / "state" / "state.db")
+    try:
+        return [r.payload for r in Outbox(db, 1 << 20).pending() if r.topic == PROOF_TOPIC]
+    finally:
+        db.close()
+
+
+def test_playout_schedule_plays_offline_after_reboot(
+    tmp_path: Path, broker_factory: Any, pulse: PulseRig
+) -> None:
+    broker = broker_factory(console_users=("central", "watch"))
+    src = programme_signal(2.0)
+    agent, province, _ = sound_agent(tmp_path / "a", broker)
+    ref = place_in_cache(agent, write_wav(tmp_path / "news.wav", src))
+    watch = ProofWatch(broker)
+    rec = pulse.recorder
+    rec.start()
+    try:
+        with agent:
+            wait_online(province)
+            at = float(int(time.time()) + 8)
+            items = [_item("news", ref, at)]
+            jti = province.send(DEVICE, "schedule.set", {"version": 1, "items": items})
+            assert province.wait_ack(jti, timeout=10)["status"] == "accepted"
+            province.close()
+            broker.stop()  # the 3G link is gone ...
+            agent.kill()  # ... and the power is cut
+            agent.start()  # the device boots with no network
+            deadline = time.monotonic() + at + 10 - time.time()
+            stored: list[bytes] = []
+            while not stored and time.monotonic() < deadline:
+                time.sleep(0.2)
+                stored = _outbox_proofs(agent)
+            assert stored, "no proof in the outbox"
+            assert watch.got == []
+            rec.wait_silence_after(time.time())
+            broker.start()  # the link is back: the proof is delivered from the outbox
+            (msg,) = watch.wait(1, 30)
+        rec.stop()
+        record = verified_proof(agent, msg)
+        assert msg.payload == stored[0]
+        assert record["item_id"] == "news" and record["outcome"] == "completed"
+        started = parse_rfc3339(record["started_at"]).timestamp()
+        assert abs(started - at) < 0.05, (started, at)
+        heard = _heard_at(rec.samples, rec, src, at)
+        assert abs(heard - at) < 0.05, (heard, at)
+    finally:
+        watch.close()

@@ -1,0 +1,231 @@
+"""state.db: WAL + FULL sync, schema migrations, corruption recovery, disk full, threads."""
+
+from __future__ import annotations
+
+import os
+import random
+import subprocess
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+import agent.db as dbmod
+from agent.db import StorageCorrupt, StorageError, StorageFull, open_db
+from agent.outbox import Outbox
+from agent.state import StateStore
+
+QUOTA = 64 * 1024 * 1024
+
+
+def _fill(db_path: Path, n: int = 200) -> None:
+    with open_db(db_path) as db:
+        out = Outbox(db, QUOTA)
+        for i in range(n):
+            out.put("proof", "tcs/v1/dev/dev-0001/proof", bytes([i % 256]) * 500)
+
+
+def _scribble(path: Path, start: int, length: int, seed: int = 5) -> None:
+    rng = random.Random(seed)
+    data = bytearray(path.read_bytes())
+    for off in range(start, min(start + length, len(data))):
+        data[off] = rng.randrange(256)
+    path.write_bytes(bytes(data))
+
+
+def test_opens_in_wal_with_full_sync_and_current_schema(tmp_path: Path) -> None:
+    with open_db(tmp_path / "state.db") as db:
+        with db.read() as conn:
+            assert conn.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+            assert conn.execute("PRAGMA synchronous").fetchone() == (2,)  # FULL
+            assert conn.execute("PRAGMA busy_timeout").fetchone()[0] > 0
+        assert db.schema_version == dbmod.schema_version() >= 1
+        assert db.recovered_from is None
+
+
+def test_creates_missing_storage_folder(tmp_path: Path) -> None:
+    path = tmp_path / "var" / "lib" / "tcs-agent" / "state.db"
+    with open_db(path) as db:
+        StateStore(db).set("volume", 70)
+    with open_db(path) as db:
+        assert StateStore(db).get("volume") == 70
+
+
+def test_forward_migration_keeps_data(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "state.db"
+    with open_db(path) as db:
+        StateStore(db).set("volume", 55)
+    v2 = (*dbmod.MIGRATIONS, ("CREATE TABLE extra (x INTEGER)", "INSERT INTO extra VALUES (7)"))
+    monkeypatch.setattr(dbmod, "MIGRATIONS", v2)
+    with open_db(path) as db:
+        assert db.schema_version == len(v2)
+        assert StateStore(db).get("volume") == 55
+        with db.read() as conn:
+            assert conn.execute("SELECT x FROM extra").fetchall() == [(7,)]
+    # Opening again does not re-run it.
+    with open_db(path) as db, db.read() as conn:
+        assert conn.execute("SELECT COUNT(*) FROM extra").fetchone() == (1,)
+
+
+def test_failed_migration_leaves_old_version_intact(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "state.db"
+    with open_db(path) as db:
+        StateStore(db).set("volume", 55)
+    bad = (*dbmod.MIGRATIONS, ("CREATE TABLE half (x INTEGER)", "THIS IS NOT SQL"))
+    monkeypatch.setattr(dbmod, "MIGRATIONS", bad)
+    with pytest.raises(StorageError, match="migration to schema version 2"):
+        open_db(path)
+    monkeypatch.undo()
+    with open_db(path) as db:
+        assert db.schema_version == 1
+        assert StateStore(db).get("volume") == 55
+        with db.read() as conn:
+            tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master")}
+        assert "half" not in tables
+
+
+def test_schema_from_newer_agent_is_a_clear_error(tmp_path: Path) -> None:
+    path = tmp_path / "state.db"
+    with open_db(path) as db, db.write() as conn:
+        conn.execute("PRAGMA user_version = 99")
+    with pytest.raises(StorageError, match="schema version 99 is newer"):
+        open_db(path)
+
+
+@pytest.mark.parametrize(
+    ("where", "length"),
+    [(0, 100), (4096 * 3, 4096 * 3)],
+    ids=["header", "middle-pages"],
+)
+def test_corrupt_file_is_moved_aside_and_reported(tmp_path: Path, where: int, length: int) -> None:
+    path = tmp_path / "state.db"
+    _fill(path)
+    _scribble(path, where, length)
+    garbage_before = path.read_bytes()
+    with open_db(path, clock=lambda: 1_795_000_000.0) as db:
+        assert db.recovered_from is not None
+        assert db.recovered_from.name == "state.db.corrupt-20261118T110640Z"
+        assert db.recovered_from.read_bytes() == garbage_before  # kept for forensics
+        assert db.recovery_reason
+        # The fresh file works.
+        out = Outbox(db, QUOTA)
+        assert out.count() == 0
+        rid = out.put("event", "tcs/v1/dev/dev-0001/event", b'{"code":"storage_recovered"}').id
+        assert [r.id for r in out.pending()] == [rid]
+    with open_db(path) as db:
+        assert db.recovered_from is None
+        assert Outbox(db, QUOTA).count() == 1
+
+
+def test_corruption_found_while_running_is_recovered_at_next_open(tmp_path: Path) -> None:
+    """quick_check passed at open, SQLite trips over a bad page later: the error
+    is StorageCorrupt, and the restart that follows must not hit it again."""
+    path = tmp_path / "state.db"
+    _fill(path)
+    db = open_db(path)
+    try:
+        with db.read() as conn:
+            conn.execute("PRAGMA cache_size = 1")  # make it read the pages again
+        _scribble(path, 4096 * 1, 4096 * 20)  # outbox root (page 2) and data
+        with pytest.raises(StorageCorrupt):
+            Outbox(db, QUOTA).pending(limit=1000)
+    finally:
+        db.close()
+    with open_db(path) as db:
+        assert db.recovered_from is not None
+        assert "in use" in (db.recovery_reason or "")
+        assert Outbox(db, QUOTA).count() == 0
+    with open_db(path) as db:
+        assert db.recovered_from is None
+
+
+def test_page_limit_full_is_storage_full_and_keeps_what_was_stored(tmp_path: Path) -> None:
+    with open_db(tmp_path / "state.db") as db:
+        out = Outbox(db, QUOTA)
+        kept = [out.put("proof", "t/p", os.urandom(1000)).id for _ in range(5)]
+        with db.read() as conn:
+            pages = conn.execute("PRAGMA page_count").fetchone()[0]
+            conn.execute(f"PRAGMA max_page_count = {pages + 2}")
+        with pytest.raises(StorageFull):
+            for _ in range(100):
+                out.put("proof", "t/p", os.urandom(3000))
+        assert [r.id for r in out.pending()][:5] == kept
+        # Deleting what was sent frees room again.
+        out.delete_many([r.id for r in out.pending()])
+        out.put("proof", "t/p", os.urandom(3000))
+
+
+@pytest.fixture
+def tiny_tmpfs(tmp_path: Path) -> Iterator[Path]:
+    mnt = tmp_path / "full"
+    mnt.mkdir()
+    res = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(mnt)],
+        capture_output=True,
+        timeout=10,
+        check=False,
+    )
+    if res.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {res.stderr.decode().strip()}")
+    try:
+        yield mnt
+    finally:
+        subprocess.run(["umount", "-l", str(mnt)], timeout=10, check=False)
+
+
+def test_real_full_disk_is_storage_full_and_file_stays_sound(tiny_tmpfs: Path) -> None:
+    path = tiny_tmpfs / "state.db"
+    stored: list[int] = []
+    with open_db(path) as db:
+        out = Outbox(db, QUOTA)
+        with pytest.raises(StorageFull, match="disk full"):
+            for _ in range(1000):
+                stored.append(out.put("proof", "t/p", os.urandom(2000)).id)
+        assert len(stored) > 5
+        assert [r.id for r in out.pending(limit=1000)] == stored
+    with open_db(path) as db:
+        assert db.recovered_from is None
+        assert [r.id for r in Outbox(db, QUOTA).pending(limit=1000)] == stored
+
+
+def test_many_threads_share_one_database(tmp_path: Path) -> None:
+    with open_db(tmp_path / "state.db") as db:
+        out = Outbox(db, QUOTA)
+        state = StateStore(db)
+        errors: list[BaseException] = []
+
+        def worker(n: int) -> None:
+            try:
+                for i in range(25):
+                    out.put("ack", "t/a", f"{n}:{i}".encode())
+                    state.set(f"w{n}", i)
+            except BaseException as exc:
+                errors.append(exc)
+
+        threads = [threading.Thread(target=worker, args=(n,)) for n in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=30)
+        assert not errors
+        payloads = [r.payload.decode() for r in out.pending(limit=1000)]
+        assert sorted(payloads) == sorted(f"{n}:{i}" for n in range(4) for i in range(25))
+        for n in range(4):  # each thread's own puts stay in its order
+            mine = [p for p in payloads if p.startswith(f"{n}:")]
+            assert mine == [f"{n}:{i}" for i in range(25)]
+        assert [state.get(f"w{n}") for n in range(4)] == [24] * 4
+
+
+def test_closed_database_says_so(tmp_path: Path) -> None:
+    db = open_db(tmp_path / "state.db")
+    db.close()
+    with pytest.raises(StorageError, match="closed"):
+        StateStore(db).get("volume")
+
+
+def test_path_that_is_a_folder_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(StorageError, match="is a directory"):
+        open_db(tmp_path)

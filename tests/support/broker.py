@@ -1,0 +1,121 @@
+"""A real Mosquitto for tests, and aiomqtt clients that log in to it as a given user.
+
+    from support.broker import Broker, DeviceEntry, mqtt_client, collect, next_message
+
+    async with mqtt_client(broker, "dev-0001", clean_start=False, session_expiry=86400) as c:
+        await c.subscribe("tcs/v1/dev/dev-0001/cmd", qos=1)
+        msg = await next_message(c, timeout=3)
+
+The broker itself is scripts/devbroker.py (the same code the demo and developers use);
+the `broker` / `broker_factory` fixtures in tests/conftest.py start it.
+"""
+
+from __future__ import annotations
+
+import ssl
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import aiomqtt
+import anyio
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+from support.scripts import load_script
+
+from agent.central.acl import DeviceEntry
+
+__all__ = [
+    "DEFAULT_CONSOLE",
+    "DEFAULT_DEVICES",
+    "Broker",
+    "DeviceEntry",
+    "collect",
+    "mqtt_client",
+    "next_message",
+    "start_broker",
+    "tls_context",
+]
+
+# scripts/ is not a package; load the one implementation by path, once.
+_devbroker = load_script("devbroker")
+Broker = _devbroker.Broker
+start_broker = _devbroker.start_broker
+
+DEFAULT_DEVICES = (
+    DeviceEntry("dev-0001", ("vn-48", "vn-48-490", "vn-48-490-20194")),
+    DeviceEntry("dev-0002", ("vn-48", "vn-48-491")),
+)
+DEFAULT_CONSOLE = ("central",)
+
+
+def tls_context(broker: Any, user: str | None = None, *, trust_ca: bool = True) -> ssl.SSLContext:
+    """TLS context verifying the broker's cert (or, trust_ca=False, only the system CAs);
+    with `user`, presenting that user's client certificate (mTLS)."""
+    ctx = ssl.create_default_context(cafile=str(broker.ca_file) if trust_ca else None)
+    if user is not None:
+        cert, key = broker.client_cert(user)
+        ctx.load_cert_chain(str(cert), str(key))
+    return ctx
+
+
+@asynccontextmanager
+async def mqtt_client(
+    broker: Any,
+    user: str,
+    *,
+    password: str | None = None,
+    identifier: str | None = None,
+    mtls: bool = False,
+    trust_ca: bool = True,
+    clean_start: bool = True,
+    session_expiry: int | None = None,
+    keepalive: int = 10,
+    timeout: float = 5.0,
+    **kw: Any,
+) -> AsyncIterator[aiomqtt.Client]:
+    """An MQTT 5 client connected as `user` over TLS to `broker.hostname`.
+
+    Password login on `broker.port` by default (the user's own password unless
+    `password` is given); `mtls=True` logs in with the user's client certificate on
+    `broker.mtls_port` instead. `identifier` defaults to the user (PROTOCOL §1).
+    `clean_start=False` with `session_expiry` (seconds) gives a persistent session.
+    Extra keyword arguments go to aiomqtt.Client (e.g. `will=`).
+    """
+    props = None
+    if session_expiry is not None:
+        props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
+        props.SessionExpiryInterval = session_expiry
+    client = aiomqtt.Client(
+        broker.hostname,
+        broker.mtls_port if mtls else broker.port,
+        username=None if mtls else user,
+        password=None if mtls else (password if password is not None else broker.password(user)),
+        identifier=identifier if identifier is not None else user,
+        protocol=aiomqtt.ProtocolVersion.V5,
+        clean_start=clean_start,
+        properties=props,
+        keepalive=keepalive,
+        timeout=timeout,
+        tls_context=tls_context(broker, user if mtls else None, trust_ca=trust_ca),
+        **kw,
+    )
+    async with client:
+        yield client
+
+
+async def collect(client: aiomqtt.Client, seconds: float) -> list[aiomqtt.Message]:
+    """Every message the client receives within `seconds` (to prove nothing arrives)."""
+    got: list[aiomqtt.Message] = []
+    with anyio.move_on_after(seconds):
+        async for message in client.messages:
+            got.append(message)
+    return got
+
+
+async def next_message(client: aiomqtt.Client, timeout: float = 3.0) -> aiomqtt.Message:
+    """The next message, or AssertionError naming the timeout."""
+    with anyio.move_on_after(timeout):
+        async for message in client.messages:
+            return message
+    raise AssertionError(f"no message arrived within {timeout} s")

@@ -1,0 +1,49 @@
+"""Where a known signal sits in a recording, robustly (for timing assertions).
+
+`support.pulse.best_alignment` maximises the *raw* cross-correlation, which favours
+louder stretches: on the self-similar `programme_signal` it can lock onto a wrong peak
+~150 ms away from the true start (this was the agent's "150 ms late" KNOWN GAP). Here
+the correlation is normalised by the energy of each recorded window, so the true start
+(correlation ≈ 1) always wins, and the search is confined to a window around where
+the signal is expected.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import numpy.typing as npt
+
+
+def align_near(
+    recorded: npt.NDArray[np.float32],
+    source: npt.NDArray[np.float32],
+    expected: int,
+    search: int,
+) -> tuple[int, float]:
+    """(index, normalised correlation) of `source` in `recorded` within ±`search`
+    samples of index `expected`."""
+    if search < 0:
+        raise ValueError(f"search {search} is negative")
+    lo = max(0, expected - search)
+    hi = min(len(recorded) - len(source), expected + search)
+    if hi < lo:
+        raise ValueError(
+            f"recording of {len(recorded)} samples does not hold {len(source)} samples "
+            f"near index {expected}"
+        )
+    x = np.asarray(recorded[lo : hi + len(source)], dtype=np.float64)
+    s = np.asarray(source, dtype=np.float64)
+    s = s - s.mean()
+    n = len(x) + len(s)
+    size = 1 << (n - 1).bit_length()
+    raw = np.fft.irfft(np.fft.rfft(x, size) * np.conj(np.fft.rfft(s, size)), size)
+    raw = raw[: hi - lo + 1]
+    c1 = np.concatenate(([0.0], np.cumsum(x)))
+    c2 = np.concatenate(([0.0], np.cumsum(x * x)))
+    m = len(s)
+    sums = c1[m : m + hi - lo + 1] - c1[: hi - lo + 1]
+    sq = c2[m : m + hi - lo + 1] - c2[: hi - lo + 1]
+    var = np.maximum(sq - sums * sums / m, 1e-18)
+    corr = raw / (np.sqrt(var) * (np.linalg.norm(s) + 1e-12))
+    k = int(np.argmax(corr))
+    return lo + k, float(corr[k])
