@@ -18,6 +18,7 @@ import queue
 import sys
 import time
 from collections import deque
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -31,8 +32,19 @@ KEEP_BLOCKS = 30_000  # ~10 minutes of 20 ms blocks
 class LevelMonitor:
     """Supervises the monitor process and answers `heard_dbfs` over a time span."""
 
-    def __init__(self, device: str, sample_rate: int = 48000, *, retry_s: float = 5.0) -> None:
+    def __init__(
+        self,
+        device: str,
+        sample_rate: int = 48000,
+        *,
+        retry_s: float = 5.0,
+        on_unavailable: Callable[[str], None] | None = None,
+        ready_s: float = 15.0,
+    ) -> None:
         self.device = device
+        self._on_unavailable = on_unavailable
+        self._ready_s = ready_s
+        self._watch: asyncio.Task[None] | None = None
         self.rate = sample_rate
         self.retry_s = retry_s
         self._blocks: deque[tuple[float, float, int]] = deque(maxlen=KEEP_BLOCKS)
@@ -42,14 +54,31 @@ class LevelMonitor:
         self.last_error: str | None = None
         self._stopping = False
 
-    async def start(self) -> None:
+    def start(self) -> None:
+        """Start the monitor process in the background; returns at once.
+
+        Start-up never waits for the input: a microphone that opens but sends no
+        data must not hold up the agent (and its emergency path) for seconds.
+        """
         self._task = asyncio.create_task(self._run(), name="audio-monitor")
-        t0 = time.monotonic()
-        while not self.ok and self.last_error is None and time.monotonic() - t0 < 15:
+        if self._on_unavailable is not None:
+            self._watch = asyncio.create_task(self._warn_if_deaf(), name="audio-monitor-watch")
+
+    async def _warn_if_deaf(self) -> None:
+        if not await self.wait_ready(self._ready_s) and self._on_unavailable is not None:
+            self._on_unavailable(self.last_error or "no input data")
+
+    async def wait_ready(self, timeout_s: float = 15.0) -> bool:
+        """Wait until blocks arrive or the input reports an error; True if it hears."""
+        deadline = time.monotonic() + timeout_s
+        while not self.ok and self.last_error is None and time.monotonic() < deadline:
             await asyncio.sleep(0.02)
+        return self.ok
 
     async def stop(self) -> None:
         self._stopping = True
+        if self._watch is not None:
+            self._watch.cancel()
         await self._kill()  # its stdout ends, so the reader loop ends by itself too
         if self._task is not None:
             self._task.cancel()

@@ -27,6 +27,8 @@ from playback.monitor import LevelMonitor
 from playback.selftest import test_tone
 
 log = logging.getLogger(__name__)
+# How long `test.run speaker` waits for a monitor input that is still opening.
+MONITOR_GRACE_S = 3.0
 
 
 class PlayoutHandlers:
@@ -164,7 +166,10 @@ class PlayoutHandlers:
         async def run() -> Result:
             # A monitor that is itself down cannot judge the speaker: test without it
             # and say so, rather than blame the speaker (`monitor_unavailable` was sent).
-            monitor = self._monitor if self._monitor is not None and self._monitor.ok else None
+            monitor = self._monitor
+            # Just after start-up the input may still be opening: give it a moment.
+            if monitor is not None and not await monitor.wait_ready(MONITOR_GRACE_S):
+                monitor = None
             res = await test_tone(self._engine, monitor)
             with contextlib.suppress(Exception):
                 self._playout.wake()  # whatever the tone pre-empted is re-planned

@@ -28,6 +28,8 @@ from playback.monitor import LevelMonitor
 log = logging.getLogger(__name__)
 
 PLANNER_KEY = "playout.planner"
+# How long a monitor input may take to deliver its first block before the operator is warned.
+MONITOR_READY_S = 15.0
 
 
 @dataclass
@@ -89,7 +91,7 @@ async def start_sound(
     volume = int(state.get(VOLUME_KEY, 100))
     engine.set_master(volume_to_gain(volume))
 
-    monitor = await start_monitor(cfg, emit)
+    monitor = start_monitor(cfg, emit)
 
     def save(text: str) -> None:
         state.set(PLANNER_KEY, text)
@@ -125,7 +127,7 @@ async def start_sound(
     return SoundSide(engine, playout, handlers, live, monitor)
 
 
-async def start_monitor(
+def start_monitor(
     cfg: Config, emit: Callable[[str, str, str], None]
 ) -> LevelMonitor | None:
     """The acoustic-verification input (`[audio] monitor`), or None when not configured.
@@ -137,10 +139,14 @@ async def start_monitor(
     device = cfg.audio.monitor.strip()
     if not device:
         return None
-    monitor = LevelMonitor(device, cfg.audio.sample_rate)
-    await monitor.start()
-    if not monitor.ok:
-        why = monitor.last_error or "no input data"
+
+    def unavailable(why: str) -> None:
         log.warning("audio monitor %r unavailable: %s", device, why)
         emit("warning", "monitor_unavailable", f"monitor input {device!r}: {why}"[:200])
+
+    # Started in the background: the agent must not wait on a microphone to come up.
+    monitor = LevelMonitor(
+        device, cfg.audio.sample_rate, on_unavailable=unavailable, ready_s=MONITOR_READY_S
+    )
+    monitor.start()
     return monitor

@@ -161,8 +161,8 @@ def test_speaker_self_test_reports_sent_and_heard_levels(pulse: PulseRig, tmp_pa
         eng = AudioEngine("pulse", RATE, tmp_path / "pcm", emit_event=no_events)
         mon = LevelMonitor("pulse", RATE)
         await eng.start()
-        await mon.start()
-        assert mon.ok, mon.last_error
+        mon.start()
+        assert await mon.wait_ready(), mon.last_error
         result = await test_tone(eng, mon, volume=60)
         await mon.stop()
         await eng.stop()
@@ -183,7 +183,8 @@ def test_speaker_self_test_fails_when_the_monitor_hears_nothing(
         await eng.start()
         eng.set_master(1.0)
         mon = LevelMonitor("pulse", RATE)
-        await mon.start()
+        mon.start()
+        assert await mon.wait_ready(), mon.last_error
         # The amplifier is "off": the voice is sent at volume 0, the monitor hears silence.
         result = await test_tone(eng, mon, volume=0)
         await mon.stop()
