@@ -4,14 +4,23 @@ SD cards in hot cabinets flip bits. The scrubber reads every object at
 `scrub_mb_per_min` (default 20 MB/min: a 2 GB cache every ~100 min, a few
 percent of one core on a Pi) and quarantines any whose bytes no longer match
 their name; the service then fetches it again.
+
+It walks objects in hash order and keeps its place in a small cursor file, so a
+device that loses power every evening still covers the whole cache over the days
+rather than re-reading the same first files after every boot.
 """
 
 from __future__ import annotations
 
 import asyncio
+import bisect
+import contextlib
 import hashlib
+import os
 from collections.abc import Callable
+from pathlib import Path
 
+from agent.cache.digest import is_sha256
 from agent.cache.ratelimit import AsyncLimiter
 from agent.cache.store import MediaCache
 
@@ -26,6 +35,7 @@ class Scrubber:
         mb_per_min: float,
         on_corrupt: Callable[[str], None] = lambda sha: None,
         idle_s: float = 60.0,
+        cursor_path: Path | None = None,
     ) -> None:
         if mb_per_min <= 0:
             raise ValueError(f"scrub_mb_per_min must be > 0, got {mb_per_min}")
@@ -34,8 +44,8 @@ class Scrubber:
         self._limiter = AsyncLimiter(rate, BLOCK)
         self._on_corrupt = on_corrupt
         self._idle_s = idle_s
-        self._last: dict[str, int] = {}  # sha -> pass number it was last checked in
-        self._pass = 0
+        self._cursor_path = cursor_path
+        self.cursor = self._load_cursor()  # the last hash checked ("" = from the start)
         self.checked = 0
         self.corrupt = 0
 
@@ -69,19 +79,38 @@ class Scrubber:
         return False
 
     async def run(self) -> None:
-        """Scrub forever: each pass checks every object once, least recently checked first."""
+        """Scrub forever, in hash order from where the last boot left off.
+
+        A pass (one round of the whole cache) takes at least `idle_s`, so a few
+        small files are not re-hashed hundreds of times a second.
+        """
         loop = asyncio.get_running_loop()
         while True:
             started = loop.time()
-            self._pass += 1
-            todo = sorted(
-                (o.sha256 for o in self._cache.objects()), key=lambda s: self._last.get(s, 0)
-            )
-            for sha in todo:
-                if self._last.get(sha, 0) == self._pass:
-                    continue
-                self._last[sha] = self._pass
+            todo = sorted(o.sha256 for o in self._cache.objects())
+            # Those after the cursor first; the rest of the round wraps to the start.
+            split = bisect.bisect_right(todo, self.cursor)
+            for sha in todo[split:] + todo[:split]:
                 await self.check(sha)
-            # A pass takes at least `idle_s`: a few small files must not be
-            # re-hashed hundreds of times a second.
+                self._save_cursor(sha)
             await asyncio.sleep(max(0.0, self._idle_s - (loop.time() - started)))
+
+    def _load_cursor(self) -> str:
+        if self._cursor_path is None:
+            return ""
+        try:
+            text = self._cursor_path.read_text("ascii").strip()
+        except (OSError, UnicodeDecodeError):
+            return ""  # no cursor, or a corrupt one: starting over costs one pass
+        return text if is_sha256(text) else ""
+
+    def _save_cursor(self, sha: str) -> None:
+        self.cursor = sha
+        if self._cursor_path is None:
+            return
+        # No fsync: a lost cursor costs re-reading a few files, not correctness,
+        # and an SD card's write budget is better spent on proofs.
+        tmp = self._cursor_path.with_name(self._cursor_path.name + ".tmp")
+        with contextlib.suppress(OSError):
+            tmp.write_text(sha + "\n", "ascii")
+            os.replace(tmp, self._cursor_path)

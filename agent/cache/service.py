@@ -28,6 +28,8 @@ from agent.timeutil import rfc3339_ms
 
 SCHEDULE = "schedule"
 LAST_CALL = timedelta(minutes=5)
+# Where the scrubber keeps its place across boots (in the cache root, beside the objects).
+SCRUB_CURSOR = ".scrub-cursor"
 
 
 def _utcnow() -> datetime:
@@ -64,7 +66,11 @@ class CacheService:
         self._batch_refs: set[str] = set()
         self._tasks: list[asyncio.Task[None]] = []
         self.scrubber = Scrubber(
-            cache, mb_per_min=scrub_mb_per_min, on_corrupt=self._corrupt, idle_s=scrub_idle_s
+            cache,
+            mb_per_min=scrub_mb_per_min,
+            on_corrupt=self._corrupt,
+            idle_s=scrub_idle_s,
+            cursor_path=cache.root / SCRUB_CURSOR,
         )
 
     # ---- lifecycle ---------------------------------------------------------------
