@@ -78,11 +78,25 @@ class _ConnectFailed(Exception):
     """Raised for a connection attempt that never came up; retried with back-off."""
 
 
-def tls_context(settings: LinkSettings) -> ssl.SSLContext | None:
+# OpenSSL's X509_V_FLAG_NO_CHECK_TIME (not exported by the ssl module; the flags
+# word is passed through to X509_VERIFY_PARAM_set_flags as is).
+X509_V_FLAG_NO_CHECK_TIME = 0x200000
+
+
+def tls_context(settings: LinkSettings, *, check_time: bool = True) -> ssl.SSLContext | None:
+    """The client TLS context: the broker's chain and name are always verified.
+
+    `check_time=False` skips only the certificates' validity dates. A Pi without an
+    RTC can boot in 1970 (or on fake-hwclock's weeks-old time) and, where NTP is
+    blocked, would otherwise never reach the province that could vouch for the time.
+    Commands are signed end to end anyway, so TLS is not what makes them genuine.
+    """
     if not settings.tls:
         return None
     # Server verification is always on: a hijacked PA system is one bad cert away.
     ctx = ssl.create_default_context(cafile=settings.ca_file)
+    if not check_time:
+        ctx.verify_flags |= X509_V_FLAG_NO_CHECK_TIME
     if settings.cert_file and settings.key_file:
         ctx.load_cert_chain(settings.cert_file, settings.key_file)
     return ctx
@@ -99,8 +113,10 @@ class Link:
         announcement: Announcement,
         on_message: Callable[[Incoming], Awaitable[None]],
         on_connect: Callable[[], Awaitable[None]] | None = None,
+        clock_trusted: Callable[[], bool] = lambda: True,
     ) -> None:
         self._s = settings
+        self._clock_trusted = clock_trusted
         self._subscriptions = tuple(subscriptions)
         self._announcement = announcement
         self._on_message = on_message
@@ -155,6 +171,12 @@ class Link:
 
     # -- one session ------------------------------------------------------------------
 
+    def _tls_context(self) -> ssl.SSLContext | None:
+        trusted = self._clock_trusted()
+        if self._s.tls and not trusted:
+            log.warning("wall clock not trusted: broker certificate dates are not checked")
+        return tls_context(self._s, check_time=trusted)
+
     def _make_client(self) -> aiomqtt.Client:
         s = self._s
         v5 = self._protocol == aiomqtt.ProtocolVersion.V5
@@ -184,7 +206,7 @@ class Link:
             keepalive=s.keepalive_s,
             timeout=s.connect_timeout_s,
             properties=props,
-            tls_context=tls_context(s),
+            tls_context=self._tls_context(),
             max_queued_incoming_messages=1000,
             # Small packets (commands, acks) must not wait for Nagle + delayed ACK.
             socket_options=[(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)],
