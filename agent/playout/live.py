@@ -52,6 +52,7 @@ class LiveSession:
         default_factory=lambda: asyncio.get_running_loop().create_future()
     )
     segments: int = 0
+    reconnects: int = 0  # stream reopenings over all segments, for the second ack
     end_reason: str | None = None
     until_task: asyncio.Task[None] | None = None
 
@@ -133,7 +134,7 @@ class LiveRelay:
         else:
             if s.segments == 0:
                 asyncio.get_running_loop().create_task(self._unplayed_proof(s))
-            _resolve(s, Result(ok=True, detail=f"stopped ({reason})"))
+            _resolve(s, Result(ok=True, detail=_stopped(s, reason)))
         self.wake()
         return s
 
@@ -188,6 +189,7 @@ class LiveRelay:
         except Exception as e:  # a relay failure must never take the runner down
             log.exception("live %s failed", s.args.session_id)
             end = LiveEnd("failed", f"relay_error: {e}"[:80], None, None, 0, 0)
+        s.reconnects += end.reconnects
         r = self.running
         halt = r.halt_outcome if r is not None and r.stream is stream else None
         if r is not None and r.stream is stream:
@@ -203,7 +205,7 @@ class LiveRelay:
         else:
             reason = s.end_reason if outcome == "cancelled" else None
             if outcome == "cancelled":
-                _resolve(s, Result(ok=True, detail=f"stopped ({s.end_reason or 'live.stop'})"))
+                _resolve(s, Result(ok=True, detail=_stopped(s, s.end_reason or "live.stop")))
         heard = None
         if self.heard is not None and end.started_wall is not None and end.ended_wall is not None:
             heard = await self.heard(end.started_wall, end.ended_wall)
@@ -236,6 +238,11 @@ class LiveRelay:
                 volume=self.volume,
             )
         )
+
+
+def _stopped(s: LiveSession, reason: str) -> str:
+    # The operator learns that the stream dropped even though the session went on.
+    return f"stopped ({reason})" + (f"; {s.reconnects} reconnects" if s.reconnects else "")
 
 
 def _resolve(s: LiveSession, result: Result) -> None:

@@ -3,10 +3,6 @@ agent relaying a real (local, paced, endless) HTTP MP3 stream."""
 
 from __future__ import annotations
 
-import http.server
-import socketserver
-import subprocess
-import threading
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -14,73 +10,14 @@ from typing import Any
 
 import numpy as np
 import pytest
-from support.playout import (
-    DEVICE,
-    dominant_hz,
-    place_in_cache,
-    proofs,
-    ref_json,
-    sound_agent,
-    wait_online,
-)
+from support.live_streams import TONE_HZ, ToneStream, hz_around, rms_db, wait_proofs
+from support.playout import DEVICE, place_in_cache, proofs, ref_json, sound_agent, wait_online
 from support.pulse import RATE, PulseRig, write_wav
 from support.recorded import recorded_agent, send_accepted
 
 from playback.live import vlc_unavailable
 
-TONE_HZ = 440.0
 PROGRAMME_HZ = 660.0
-CHUNK = 2000  # bytes per write: 64 kbit/s CBR is 8000 B/s, sent at 1.25× real time
-PACE_S = 0.2
-
-
-def _tone_mp3(seconds: float = 4.0) -> bytes:
-    t = np.arange(round(seconds * RATE)) / RATE
-    pcm = (0.3 * np.sin(2 * np.pi * TONE_HZ * t) * 32767).astype("<i2")
-    cmd = ["lame", "-r", "-s", "48", "-m", "m", "--bitwidth", "16", "--signed",
-           "--little-endian", "--cbr", "-b", "64", "--silent", "-", "-"]  # fmt: skip
-    return subprocess.run(cmd, input=pcm.tobytes(), capture_output=True, check=True).stdout
-
-
-class ToneStream:
-    """An endless MP3 'radio' on a free port, paced like a real stream; `kill()` drops
-    every listener and the listening socket, as a dead upstream does."""
-
-    def __init__(self) -> None:
-        mp3 = _tone_mp3()
-        self.dead = threading.Event()
-        dead = self.dead
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                self.send_response(200)
-                self.send_header("Content-Type", "audio/mpeg")
-                self.end_headers()
-                i = 0
-                try:
-                    while not dead.is_set():
-                        self.wfile.write(mp3[i : i + CHUNK])
-                        i = (i + CHUNK) % len(mp3)
-                        time.sleep(PACE_S)
-                except OSError:
-                    return
-
-            def log_message(self, *_a: Any) -> None:
-                pass
-
-        class Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
-            daemon_threads = True
-
-        self.server = Server(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/radio.mp3"
-        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self._thread.start()
-
-    def kill(self) -> None:
-        self.dead.set()
-        self.server.shutdown()
-        self.server.server_close()
-        self._thread.join(5)
 
 
 @pytest.fixture
@@ -95,28 +32,6 @@ def stream() -> Iterator[ToneStream]:
             s.kill()
 
 
-def _wait_proofs(agent: Any, province: Any, session_id: str, n: int) -> None:
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        if len([p for p in proofs(agent, province) if p.get("session_id") == session_id]) >= n:
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"fewer than {n} proofs for {session_id}")
-
-
-def _hz_around(pulse: PulseRig, wall: float, span: float = 0.5) -> float:
-    rec = pulse.recorder
-    a = rec.index_of(wall - span)
-    x = rec.samples[a : a + round(2 * span * RATE)]
-    return dominant_hz(x)
-
-
-def _rms_db(pulse: PulseRig, since: float, until: float) -> float:
-    rec = pulse.recorder
-    x = rec.samples[rec.index_of(since) : rec.index_of(until)].astype(np.float64)
-    return float(20 * np.log10(np.sqrt(np.mean(np.square(x))) + 1e-9))
-
-
 def test_playout_live_relay_alert_preempts_and_stop(
     tmp_path: Any, broker: Any, pulse: PulseRig, stream: ToneStream
 ) -> None:
@@ -126,7 +41,7 @@ def test_playout_live_relay_alert_preempts_and_stop(
         )
         time.sleep(4.0)
         # The stream's tone is what the speaker plays.
-        assert abs(_hz_around(pulse, time.time() - 0.3) - TONE_HZ) < 5
+        assert abs(hz_around(pulse, time.time() - 0.3) - TONE_HZ) < 5
 
         alert = province.send(
             DEVICE, "alert.start", {"alert_id": "storm", "text": "Bão", "repeat": 1}
@@ -135,7 +50,7 @@ def test_playout_live_relay_alert_preempts_and_stop(
         t_alert_done = time.time()
         # After the alert the relay comes back by itself.
         time.sleep(4.0)
-        assert abs(_hz_around(pulse, time.time() - 0.3) - TONE_HZ) < 5
+        assert abs(hz_around(pulse, time.time() - 0.3) - TONE_HZ) < 5
 
         stop = province.send(DEVICE, "live.stop", {"session_id": "radio-1"})
         province.wait_ack(stop, status="done", timeout=10)
@@ -143,8 +58,8 @@ def test_playout_live_relay_alert_preempts_and_stop(
         t_stop = time.time()
         time.sleep(1.5)
         # Silence after live.stop (nothing scheduled).
-        assert _rms_db(pulse, t_stop + 0.5, time.time() - 0.1) < -50
-        _wait_proofs(agent, province, "radio-1", 2)
+        assert rms_db(pulse, t_stop + 0.5, time.time() - 0.1) < -50
+        wait_proofs(agent, province, "radio-1", 2)
     assert "live.stop" in (done["detail"] or "")
     recs = proofs(agent, province)
     lives = [p for p in recs if p.get("session_id") == "radio-1"]
@@ -158,7 +73,7 @@ def test_playout_live_relay_alert_preempts_and_stop(
     started = datetime.fromisoformat(alert_proof["started_at"]).timestamp()
     ended = datetime.fromisoformat(alert_proof["ended_at"]).timestamp()
     assert started < ended <= t_alert_done
-    assert abs(_hz_around(pulse, started + 0.3, 0.2) - 880) < 10
+    assert abs(hz_around(pulse, started + 0.3, 0.2) - 880) < 10
     # The tone is not underneath the alert: no 440 Hz line in the alert's spectrum.
     rec = pulse.recorder
     x = rec.samples[rec.index_of(started) : rec.index_of(ended)]
@@ -176,12 +91,12 @@ def test_playout_live_stream_dies_reconnects_then_fails(
             province, "live.start", {"session_id": "radio-2", "url": stream.url}, timeout=20
         )
         time.sleep(3.0)
-        assert abs(_hz_around(pulse, time.time() - 0.3) - TONE_HZ) < 5
+        assert abs(hz_around(pulse, time.time() - 0.3) - TONE_HZ) < 5
         stream.kill()
         t_kill = time.time()
         failed = province.wait_ack(live, status="failed", timeout=40)
         t_failed = time.time()
-        _wait_proofs(agent, province, "radio-2", 1)
+        wait_proofs(agent, province, "radio-2", 1)
     assert failed["code"] == "stream_lost"
     # Reconnect attempts with back-off took a while before giving up.
     assert t_failed - t_kill > 3.0
@@ -210,16 +125,16 @@ def test_playout_live_dies_and_the_programme_plays_on(
         }  # fmt: skip
         province.wait_ack(province.send(DEVICE, "schedule.set", {"version": 1, "items": [item]}))
         time.sleep(4.0)
-        assert abs(_hz_around(pulse, time.time() - 0.3) - PROGRAMME_HZ) < 5
+        assert abs(hz_around(pulse, time.time() - 0.3) - PROGRAMME_HZ) < 5
         live = send_accepted(
             province, "live.start", {"session_id": "radio-3", "url": stream.url}, timeout=20
         )
         time.sleep(3.0)
-        assert abs(_hz_around(pulse, time.time() - 0.3) - TONE_HZ) < 5  # live pre-empted it
+        assert abs(hz_around(pulse, time.time() - 0.3) - TONE_HZ) < 5  # live pre-empted it
         stream.kill()
         province.wait_ack(live, status="failed", timeout=40)
         time.sleep(2.5)
-        assert abs(_hz_around(pulse, time.time() - 0.3) - PROGRAMME_HZ) < 5  # and it is back
+        assert abs(hz_around(pulse, time.time() - 0.3) - PROGRAMME_HZ) < 5  # and it is back
     rec.stop()
     outcomes = [p["outcome"] for p in proofs(agent, province) if p.get("item_id") == "programme"]
     assert outcomes and outcomes[0] == "preempted", outcomes
