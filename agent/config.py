@@ -168,6 +168,7 @@ class AudioConfig:
     amp_lead_s: float = 2.0
     amp_idle_s: float = 30.0
     tts_voice: str = "vi"
+    live_ca_file: Path | None = None  # CA certificates trusted for https live streams
 
 
 @dataclass(frozen=True, slots=True)
@@ -239,6 +240,7 @@ _KEYS: Final[Mapping[str, tuple[str, ...]]] = {
         "amp_lead_s",
         "amp_idle_s",
         "tts_voice",
+        "live_ca_file",
     ),
     "display": ("kind", "path", "width", "height"),
     "report": ("heartbeat_s",),
@@ -780,7 +782,7 @@ def _cache(t: _Table) -> CacheConfig:
     )
 
 
-def _audio(t: _Table) -> AudioConfig:
+def _audio(t: _Table, base: Path) -> AudioConfig:
     output = t.text("output", "default")
     if t.has("output") and not output.strip():
         t.bad("output", 'must not be empty (use "none" for a device without speakers)')
@@ -794,6 +796,9 @@ def _audio(t: _Table) -> AudioConfig:
     voice = t.text("tts_voice", "vi")
     if t.has("tts_voice") and not voice.strip():
         t.bad("tts_voice", "must not be empty")
+    live_ca = t.path("live_ca_file", base)
+    if live_ca is not None:
+        _pem_certificates(t, "live_ca_file", live_ca)
     return AudioConfig(
         output=output,
         monitor=t.text("monitor"),
@@ -802,6 +807,7 @@ def _audio(t: _Table) -> AudioConfig:
         amp_lead_s=t.number("amp_lead_s", 2.0, 0.0, 60.0),
         amp_idle_s=t.number("amp_idle_s", 30.0, 0.0, 86400.0),
         tts_voice=voice,
+        live_ca_file=live_ca,
     )
 
 
@@ -927,7 +933,7 @@ def parse_config(text: str, source: Path, *, require_device_key: bool = True) ->
         trust=trust,
         storage=storage,
         cache=_cache(tables["cache"]),
-        audio=_audio(tables["audio"]),
+        audio=_audio(tables["audio"], base),
         display=_display(tables["display"], base),
         report=ReportConfig(heartbeat_s=tables["report"].integer("heartbeat_s", 60, 5, 86400)),
         clock=ClockConfig(trust=_enum(tables["clock"], "trust", "auto", CLOCK_TRUST)),

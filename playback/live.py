@@ -9,6 +9,13 @@ stream that ends or errors is reopened after a back-off; one whose clock stops
 advancing while VLC still says Playing (a stalled socket VLC never gives up on) is
 killed by the watchdog and reopened the same way. After `max_retries` reopenings
 without sound in between, it is given up (`failed`, `stream_lost`).
+
+https: libVLC (gnutls) trusts the system store, plus the CA certificates of `ca_file`
+(`[audio] live_ca_file`, a province's own CA) through `--gnutls-dir-trust`, which takes
+a folder and trusts every file in it: the file is copied alone into a private one. A
+server whose certificate is not trusted is given up at once (`failed`, `tls_untrusted`):
+that is configuration, not a network blip. Reasons come from libVLC's log, the only
+place VLC says why an opening failed (player state is just Ended).
 """
 
 from __future__ import annotations
@@ -16,9 +23,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import shutil
+import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
@@ -49,10 +59,13 @@ def check_url(url: str) -> str:
     return "http" + url[len("icecast") :] if parts.scheme.lower() == "icecast" else url
 
 
-def vlc_args(device: str) -> list[str]:
-    """libVLC options: ALSA output to `device`, no video, no interaction, network caching."""
+def vlc_args(device: str, trust_dir: Path | None = None) -> list[str]:
+    """libVLC options: ALSA output to `device`, no video, no interaction, network caching,
+    and CA certificates in `trust_dir` trusted for https besides the system's."""
     alsa = "default" if device.strip().lower() in ("", "default") else device
+    trust = [f"--gnutls-dir-trust={trust_dir}"] if trust_dir is not None else []
     return [
+        *trust,
         "--aout=alsa",
         f"--alsa-audio-device={alsa}",
         "--no-video",
@@ -90,6 +103,7 @@ class LiveStream:
         stall_s: float = STALL_S,
         wall: Callable[[], float] = time.time,
         on_sounding: Callable[[], None] | None = None,
+        ca_file: Path | None = None,
     ) -> None:
         self.url = check_url(url)
         self.device = device
@@ -99,8 +113,12 @@ class LiveStream:
         self.stall_s = stall_s
         self.wall = wall
         self.on_sounding = on_sounding
+        self.ca_file = ca_file
         self._stop = asyncio.Event()
         self._instance: Any = None
+        self._trust_dir: Path | None = None
+        self._log_cb: Any = None  # the ctypes callback must outlive the instance
+        self._tls_error: str | None = None  # set from libVLC's threads by its log
         self.reconnects = 0
         self.started_wall: float | None = None
         self._played_s = 0.0
@@ -117,14 +135,36 @@ class LiveStream:
             import vlc
         except Exception as e:  # python-vlc missing
             raise LiveUnavailable(f"python-vlc is not importable: {e}") from e
+        if self.ca_file is not None:
+            # gnutls trusts every file in the folder: give it one holding only the CA.
+            self._trust_dir = Path(tempfile.mkdtemp(prefix="tcs-live-ca-"))
+            shutil.copyfile(self.ca_file, self._trust_dir / "ca.pem")
         # `import vlc` succeeds without libvlc; only Instance() shows it is missing.
         try:
-            inst = vlc.Instance(vlc_args(self.device))
+            inst = vlc.Instance(vlc_args(self.device, self._trust_dir))
         except Exception as e:
             raise LiveUnavailable(f"libVLC cannot start: {e}") from e
         if inst is None:
             raise LiveUnavailable("libVLC cannot start (is libvlc5 / vlc-plugin-base installed?)")
+        self._log_cb = vlc.CallbackDecorators.LogCb(self._on_vlc_log)
+        inst.log_set(self._log_cb, None)
         return inst
+
+    def _on_vlc_log(self, _data: Any, level: int, _ctx: Any, fmt: bytes | None, _va: Any) -> None:
+        # Called on libVLC's threads; only the (unformatted) message text is looked at.
+        if level < 4 or not fmt:  # 4 = LIBVLC_ERROR
+            return
+        if fmt.startswith(b"Certificate verification failure"):
+            self._tls_error = "tls_untrusted"
+        elif fmt.startswith(b"TLS session handshake error") and self._tls_error is None:
+            self._tls_error = "tls_failed"
+
+    def _release(self, inst: Any) -> None:
+        inst.log_unset()
+        inst.release()
+        if self._trust_dir is not None:
+            shutil.rmtree(self._trust_dir, ignore_errors=True)
+            self._trust_dir = None
 
     async def run(self) -> LiveEnd:
         """Relay until stopped (`cancelled`) or given up (`failed`, `stream_lost`)."""
@@ -133,11 +173,18 @@ class LiveStream:
         reason = "stream_lost"
         try:
             while not self._stop.is_set():
+                self._tls_error = None
                 sounded = await self._play_once()
                 if self._stop.is_set():
                     break
+                # A pinned (known_hosts) certificate logs the failure yet plays: only a
+                # silent opening counts.
+                if self._tls_error == "tls_untrusted" and sounded == 0:
+                    reason = "tls_untrusted"
+                    break
                 failures = 0 if sounded >= HEALTHY_S else failures + 1
                 if failures > self.max_retries:
+                    reason = self._tls_error or reason
                     break
                 self.reconnects += 1
                 delay = self.backoff[min(failures, len(self.backoff)) - 1] if failures else 0.2
@@ -150,7 +197,7 @@ class LiveStream:
         finally:
             inst, self._instance = self._instance, None
             if inst is not None:
-                await asyncio.to_thread(inst.release)
+                await asyncio.to_thread(self._release, inst)
         ended = self.wall() if self.started_wall is not None else None
         if self._stop.is_set():
             return LiveEnd("cancelled", None, self.started_wall, ended, self.played_ms,

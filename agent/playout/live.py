@@ -21,6 +21,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
@@ -81,6 +82,7 @@ class LiveRelay:
         wake: Callable[[], None],
         wall: Callable[[], float] = time.time,
         stream_factory: StreamFactory | None = None,
+        ca_file: Path | None = None,
     ) -> None:
         self.device = device
         self.tz = tz
@@ -93,7 +95,7 @@ class LiveRelay:
         self.sessions: dict[str, LiveSession] = {}
         self.running: _Running | None = None
         self._factory: StreamFactory = stream_factory or (
-            lambda url, volume: LiveStream(url, device, volume=volume, wall=wall)
+            lambda url, volume: LiveStream(url, device, volume=volume, wall=wall, ca_file=ca_file)
         )
 
     # ---- what the planner sees -----------------------------------------------------
@@ -201,7 +203,8 @@ class LiveRelay:
                 del self.sessions[s.args.session_id]
             if s.until_task is not None:
                 s.until_task.cancel()
-            _resolve(s, Result(ok=False, code=reason, detail=f"live stream {reason}"))
+            why = _FAILED.get(reason or "", f"live stream {reason}")
+            _resolve(s, Result(ok=False, code=reason, detail=why))
         else:
             reason = s.end_reason if outcome == "cancelled" else None
             if outcome == "cancelled":
@@ -238,6 +241,15 @@ class LiveRelay:
                 volume=self.volume,
             )
         )
+
+
+# What the operator reads in the failed second ack, for reasons that need explaining.
+_FAILED = {
+    "stream_lost": "live stream lost: it ended or could not be opened, reconnects failed",
+    "tls_untrusted": "the stream server's TLS certificate is not trusted by this device "
+    "(system store, or [audio] live_ca_file for a province's own CA)",
+    "tls_failed": "the TLS handshake with the stream server failed",
+}
 
 
 def _stopped(s: LiveSession, reason: str) -> str:

@@ -111,7 +111,12 @@ async def start_sound(
         )
     )
     relay = LiveRelay(
-        cfg.audio.output, tz=cfg.device.timezone, proof=reporter.proof, wake=playout.wake, wall=wall
+        cfg.audio.output,
+        tz=cfg.device.timezone,
+        proof=reporter.proof,
+        wake=playout.wake,
+        wall=wall,
+        ca_file=cfg.audio.live_ca_file,
     )
     relay.volume = volume
     relay.heard = playout.d.heard

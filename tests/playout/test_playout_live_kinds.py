@@ -16,13 +16,14 @@ from support.live_streams import (
     TONE_HZ,
     HlsStream,
     ToneStream,
+    make_stream_tls,
     rms_db,
     samples,
     tone_purity,
     wait_heard_hz,
     wait_proofs,
 )
-from support.playout import DEVICE, audible_spans, dominant_hz
+from support.playout import DEVICE, audible_spans, dominant_hz, sound_agent, wait_online
 from support.pulse import RATE, PulseRig
 from support.recorded import recorded_agent, send_accepted
 
@@ -173,3 +174,64 @@ def test_playout_live_icecast_metadata_never_reaches_the_speaker(
     assert len(purities) >= 16
     assert min(purities) > 0.99, purities
     assert p["kind"] == "live" and p["outcome"] == "cancelled" and p["played_ms"] > 4000
+
+
+def test_playout_live_https_signed_by_the_province_ca(
+    tmp_path: Path, broker: Any, pulse: PulseRig
+) -> None:
+    """An https stream whose certificate a province's own CA signed plays once that CA
+    is the device's `[audio] live_ca_file` (the system trust store is not touched)."""
+    tls = make_stream_tls(tmp_path / "tls")
+    stream = ToneStream(tls=tls)
+    agent, province, _ = sound_agent(
+        tmp_path / "a", broker, extra_audio=f'live_ca_file = "{tls.ca}"\n'
+    )
+    rec = pulse.recorder
+    rec.start()
+    try:
+        with agent:
+            wait_online(province)
+            live = send_accepted(
+                province, "live.start", {"session_id": "tls-1", "url": stream.url}, timeout=20
+            )
+            t_heard = wait_heard_hz(pulse, TONE_HZ, timeout=15)
+            time.sleep(3.0)
+            t_end = time.time()
+            done = _stop(province, live, "tls-1")
+            (p,) = wait_proofs(agent, province, "tls-1", 1)
+        rec.stop()
+    finally:
+        stream.kill()
+    assert stream.url.startswith("https://") and stream.connections == 1
+    assert "live.stop" in (done["detail"] or "")
+    x = samples(pulse, t_heard, t_end)
+    assert abs(dominant_hz(x) - TONE_HZ) < 5 and tone_purity(x) > 0.99
+    assert p["kind"] == "live" and p["outcome"] == "cancelled" and p["played_ms"] > 2500
+
+
+def test_playout_live_https_untrusted_is_refused_with_a_reason(
+    tmp_path: Path, broker: Any, pulse: PulseRig
+) -> None:
+    """Without the province CA the same server is not trusted: nothing is requested over
+    that connection, nothing sounds, and the operator is told why, at once (`failed`,
+    `tls_untrusted`), rather than after reconnects as a `stream_lost`."""
+    stream = ToneStream(tls=make_stream_tls(tmp_path / "tls"))
+    try:
+        with recorded_agent(tmp_path, broker, pulse) as (agent, province, _rec):
+            live = send_accepted(
+                province, "live.start", {"session_id": "tls-2", "url": stream.url}, timeout=20
+            )
+            t_accepted = time.time()
+            failed = province.wait_ack(live, status="failed", timeout=30)
+            t_failed = time.time()
+            (p,) = wait_proofs(agent, province, "tls-2", 1)
+            time.sleep(0.3)
+    finally:
+        stream.kill()
+    assert failed["code"] == "tls_untrusted", failed
+    assert "live_ca_file" in (failed["detail"] or ""), failed
+    assert t_failed - t_accepted < 4.0  # no back-off and reconnects for a certificate
+    assert stream.connections == 0  # no GET was ever sent to the untrusted server
+    assert rms_db(pulse, t_accepted, t_failed + 0.3) < -50
+    assert p["kind"] == "live" and p["outcome"] == "failed" and p["reason"] == "tls_untrusted"
+    assert p["started_at"] is None and p["played_ms"] == 0
