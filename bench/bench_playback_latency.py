@@ -25,7 +25,9 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
-from support.pulse import PulseServer, Recorder, programme_signal, write_mp3, write_wav  # noqa: E402
+from procstat import cpu_seconds, rss_mb  # noqa: E402
+from sink import start_private_sink  # noqa: E402
+from support.pulse import Recorder, programme_signal, write_mp3, write_wav  # noqa: E402
 
 from playback.chime import tone  # noqa: E402
 from playback.engine import AudioEngine  # noqa: E402
@@ -50,16 +52,6 @@ def onset(x: np.ndarray, freq: float, start: int, thresh: float) -> int:
         if 2 * np.hypot(seg @ s, seg @ c) / w > thresh:
             return i
     raise ValueError("no onset")
-
-
-def proc_cpu_rss(pid: int) -> tuple[float, float]:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    cpu = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    rss = 0.0
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            rss = int(line.split()[1]) / 1024
-    return cpu, rss
 
 
 async def run(trials: int, work: Path, rec: Recorder) -> None:
@@ -138,12 +130,11 @@ async def run(trials: int, work: Path, rec: Recorder) -> None:
     me = os.getpid()
     v = eng.play(p)
     await asyncio.sleep(1.0)
-    c0p, _ = proc_cpu_rss(player)
-    c0m, _ = proc_cpu_rss(me)
+    c0p, c0m = cpu_seconds(player), cpu_seconds(me)
     t0 = time.monotonic()
     await asyncio.sleep(5.0)
-    c1p, rss_p = proc_cpu_rss(player)
-    c1m, rss_m = proc_cpu_rss(me)
+    c1p, c1m = cpu_seconds(player), cpu_seconds(me)
+    rss_p, rss_m = rss_mb(player), rss_mb(me)
     dt = time.monotonic() - t0
     await v.done
     print(
@@ -165,9 +156,7 @@ def main() -> None:
         f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
     )
     work = Path(tempfile.mkdtemp(prefix="bench-playback-"))
-    srv = PulseServer(work)
-    os.environ.update({k: srv.env[k] for k in ("XDG_RUNTIME_DIR", "PULSE_CLIENTCONFIG")})
-    srv.start()
+    srv = start_private_sink(work)
     rec = Recorder(srv.env)
     try:
         asyncio.run(run(args.trials, work, rec))

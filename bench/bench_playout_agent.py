@@ -28,6 +28,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
+from sink import start_private_sink  # noqa: E402
 from support.broker import DEFAULT_CONSOLE, DEFAULT_DEVICES, start_broker  # noqa: E402
 from support.playout import (  # noqa: E402
     DEVICE,
@@ -36,7 +37,7 @@ from support.playout import (  # noqa: E402
     sound_agent,
     wait_online,
 )
-from support.pulse import PulseServer, Recorder, programme_signal, write_wav  # noqa: E402
+from support.pulse import Recorder, programme_signal, write_wav  # noqa: E402
 
 THRESHOLD_DB = -40.0
 TEXTS = ("Khẩn cấp", "Thông báo", "Bão số", "Lũ quét", "Sơ tán", "Mất điện", "Nước dâng")
@@ -74,13 +75,7 @@ def main() -> int:
     args = ap.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="tcs-bench-playout-"))
-    runtime = work / "pulse"
-    runtime.mkdir()
-    server = PulseServer(runtime)
-    for key in ("XDG_RUNTIME_DIR", "PULSE_CLIENTCONFIG"):
-        os.environ[key] = server.env[key]  # the agent (a child) inherits the private sink
-    os.environ.pop("PULSE_SERVER", None)
-    server.start()
+    server = start_private_sink(work / "pulse")  # the agent (a child) inherits it
     broker = start_broker(work / "broker", DEFAULT_DEVICES, console_users=DEFAULT_CONSOLE)
     rec = Recorder(server.env)
     agent = None

@@ -25,11 +25,9 @@ import shutil
 import sys
 import tempfile
 import time
-from datetime import datetime
 from functools import partial
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import numpy as np
 import numpy.typing as npt
@@ -37,9 +35,11 @@ import numpy.typing as npt
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
+from procstat import cpu_seconds, pss_mb, rss_mb, stat_fields  # noqa: E402
+from sink import start_private_sink  # noqa: E402
 from support.agentproc import AgentProc, Msg, Province, TrustKey  # noqa: E402
 from support.broker import DeviceEntry, start_broker  # noqa: E402
-from support.playout import place_in_cache, ref_json  # noqa: E402
+from support.playout import item_at, place_in_cache  # noqa: E402
 from support.pulse import (  # noqa: E402
     RATE,
     PulseServer,
@@ -53,7 +53,6 @@ from agent import jws  # noqa: E402
 from agent.timeutil import parse_rfc3339  # noqa: E402
 from playback.chime import tone  # noqa: E402
 
-TZ = ZoneInfo("Asia/Ho_Chi_Minh")
 DEVICES = ("dev-0001", "dev-0002", "dev-0003")
 FREQS = (1000.0, 2000.0, 3000.0)
 LEVEL = 0.25
@@ -94,19 +93,12 @@ def onset(x: npt.NDArray[np.float32], freq: float, start: int, span: int) -> int
     return start + int(hits[0]) + WIN // 2
 
 
-def item(ref: Any, at: float, item_id: str) -> dict[str, Any]:
-    return {
-        "id": item_id, "kind": "audio", "media": [ref_json(ref)],
-        "start": datetime.fromtimestamp(at, TZ).isoformat(), "window_s": 60, "priority": 20,
-    }  # fmt: skip
-
-
 def schedule_all(
     province: Province, refs: dict[str, Any], version: int, at: float, item_id: str
 ) -> None:
     jtis = {
         dev: province.send(
-            dev, "schedule.set", {"version": version, "items": [item(r, at, item_id)]}
+            dev, "schedule.set", {"version": version, "items": [item_at(item_id, r, at)]}
         )
         for dev, r in refs.items()
     }
@@ -204,37 +196,13 @@ def skew_bench(work: Path, broker: Any, server: PulseServer, trials: int) -> lis
 # ---- part 2: CPU and RSS while playing an MP3 ----------------------------------------
 
 
-def cpu_seconds(pid: int, *, children: bool = False) -> float:
-    """utime + stime of the process (/proc/<pid>/stat fields 14-15), or with
-    `children` cutime + cstime (fields 16-17: its children that have exited and been
-    reaped, here the ffmpeg that decoded the MP3 ahead of time)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    i = 13 if children else 11
-    return (int(fields[i]) + int(fields[i + 1])) / os.sysconf("SC_CLK_TCK")
-
-
-def memory_mb(pid: int) -> tuple[float, float]:
-    """(VmRSS from /proc/<pid>/status, Pss from /proc/<pid>/smaps_rollup) in MB.
-
-    RSS counts shared pages (the Python interpreter, numpy) in full in both the agent
-    and its player; PSS divides them among the sharers, so PSS figures add up."""
-    rss = pss = 0.0
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            rss = int(line.split()[1]) / 1024
-    for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
-        if line.startswith("Pss:"):
-            pss = int(line.split()[1]) / 1024
-    return rss, pss
-
-
 def player_of(agent_pid: int) -> int:
     """Pid of the agent's `python -m playback.player` child (parent pid from /proc/*/stat)."""
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
         try:
-            ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            ppid = int(stat_fields(int(entry.name))[1])
             cmd = (entry / "cmdline").read_bytes()
         except (OSError, ValueError, IndexError):
             continue
@@ -255,6 +223,7 @@ def cpu_bench(work: Path, broker: Any, seconds: float) -> list[str]:
         wait_online(province, DEVICES[:1])
         assert agent.proc is not None
         apid = agent.proc.pid
+        # Reaped children's CPU: the ffmpeg that decodes the MP3 ahead of time.
         decode0 = cpu_seconds(apid, children=True)
         at = float(math.ceil(time.time() + 4.0))
         schedule_all(province, {DEVICES[0]: ref}, 100, at, "programme")
@@ -263,10 +232,10 @@ def cpu_bench(work: Path, broker: Any, seconds: float) -> list[str]:
         ppid = player_of(apid)
         end = at + seconds - 1.0
         while time.time() < end:
-            ra, pa = memory_mb(apid)
-            rp, pp = memory_mb(ppid)
             t = time.monotonic()
-            samples.append((t, cpu_seconds(apid), ra, pa, cpu_seconds(ppid), rp, pp))
+            a = (cpu_seconds(apid), rss_mb(apid), pss_mb(apid))
+            p = (cpu_seconds(ppid), rss_mb(ppid), pss_mb(ppid))
+            samples.append((t, *a, *p))
             time.sleep(1.0)
         proof = province.wait_for(lambda m: m.topic == f"tcs/v1/dev/{DEVICES[0]}/proof", 15)
         assert proof.payload  # the item played to its end and was reported
@@ -298,13 +267,7 @@ def main() -> int:
     ap.add_argument("--skip-skew", action="store_true")
     args = ap.parse_args()
     work = Path(tempfile.mkdtemp(prefix="tcs-bench-fleet-"))
-    runtime = work / "pulse"
-    runtime.mkdir()
-    server = PulseServer(runtime)
-    for k in ("XDG_RUNTIME_DIR", "PULSE_CLIENTCONFIG"):
-        os.environ[k] = server.env[k]  # the agents (children) inherit the private sink
-    os.environ.pop("PULSE_SERVER", None)
-    server.start()
+    server = start_private_sink(work / "pulse")  # the agents (children) inherit it
     broker = start_broker(
         work / "broker", [DeviceEntry(d, ("vn-48",)) for d in DEVICES], console_users=("central",)
     )

@@ -14,9 +14,7 @@ from support.playout import (
     proofs,
 )
 from support.pulse import RATE, PulseRig
-from support.recorded import recorded_agent, send_accepted, wait_audible
-
-TEXT = "Thông báo khẩn cấp: bão số 9 đổ bộ"
+from support.recorded import ALERT_TEXT, recorded_agent, send_accepted, start_long_alert
 
 
 def _is_proof(m: Msg) -> bool:
@@ -29,7 +27,7 @@ def test_playout_alert_chime_speech_repeat_and_proof(
     with recorded_agent(tmp_path, broker, pulse) as (agent, province, rec):
         jti = send_accepted(
             province, "alert.start",
-            {"alert_id": "storm-9", "text": TEXT, "repeat": 2, "gap_s": 1.5, "volume": 50},
+            {"alert_id": "storm-9", "text": ALERT_TEXT, "repeat": 2, "gap_s": 1.5, "volume": 50},
             timeout=30,
         )  # fmt: skip
         done = province.wait_ack(jti, status="done", timeout=40)
@@ -68,11 +66,7 @@ def test_playout_alert_chime_speech_repeat_and_proof(
 
 def test_playout_alert_stop_ends_sound(tmp_path: Any, broker: Any, pulse: PulseRig) -> None:
     with recorded_agent(tmp_path, broker, pulse) as (agent, province, rec):
-        jti = send_accepted(
-            province, "alert.start",
-            {"alert_id": "fire-1", "text": TEXT, "repeat": 20, "gap_s": 1}, timeout=30,
-        )  # fmt: skip
-        wait_audible(rec)
+        jti = start_long_alert(province, rec, "fire-1")
         time.sleep(1.0)
         stop_jti = province.send(DEVICE, "alert.stop", {"alert_id": "fire-1"})
         stopped_at = time.time()

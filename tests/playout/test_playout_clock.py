@@ -11,10 +11,8 @@ from __future__ import annotations
 import os
 import threading
 import time
-from datetime import datetime
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import numpy as np
 import numpy.typing as npt
@@ -27,12 +25,13 @@ from support.agentproc import AgentProc, Msg
 from support.playout import (
     DEVICE,
     audible_spans,
+    item_at,
     place_in_cache,
     proofs,
-    ref_json,
+    recording,
+    set_schedule,
     sound_agent,
     verified_proof,
-    wait_online,
 )
 from support.pulse import RATE, PulseRig, programme_signal, write_wav
 from support.timing import align_near
@@ -41,7 +40,6 @@ from agent.db import open_db
 from agent.outbox import Outbox
 from agent.timeutil import parse_rfc3339
 
-TZ = ZoneInfo("Asia/Ho_Chi_Minh")
 CLOCKSHIFT = Path(__file__).resolve().parents[1] / "support" / "clockshift"
 PROOF_TOPIC = f"tcs/v1/dev/{DEVICE}/proof"
 
@@ -73,14 +71,6 @@ def agent_clock(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AgentClock:
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join(p for p in (str(CLOCKSHIFT), pp) if p))
     monkeypatch.setenv("TCS_TEST_CLOCK_OFFSET_FILE", str(path))
     return AgentClock(path)
-
-
-def _item(item_id: str, ref: Any, at: float, **kw: Any) -> dict[str, Any]:
-    return {
-        "id": item_id, "kind": "audio", "media": [ref_json(ref)],
-        "start": datetime.fromtimestamp(at, TZ).isoformat(), "window_s": 60, "priority": 20,
-        **kw,
-    }  # fmt: skip
 
 
 def _siren(seconds: float) -> npt.NDArray[np.float32]:
@@ -115,15 +105,9 @@ def test_playout_backward_jump_never_plays_twice(
     src = programme_signal(2.0)
     agent, province, _ = sound_agent(tmp_path / "a", broker)
     ref = place_in_cache(agent, write_wav(tmp_path / "news.wav", src))
-    rec = pulse.recorder
-    rec.start()
-    with agent:
-        wait_online(province)
+    with recording(agent, province, pulse) as rec:
         at = float(int(agent_clock.now()) + 4)
-        jti = province.send(
-            DEVICE, "schedule.set", {"version": 1, "items": [_item("news", ref, at)]}
-        )
-        assert province.wait_ack(jti, timeout=10)["status"] == "accepted"
+        set_schedule(province, [item_at("news", ref, at)])
         province.wait_for(lambda _m: len(_item_proofs(agent, province, "news")) >= 1, 20)
         played_real = at - agent_clock.offset
         # Back by 10 s (the clock was fast): the agent's clock is before `at` again, and
@@ -135,7 +119,6 @@ def test_playout_backward_jump_never_plays_twice(
         time.sleep(max(0.0, again_real + 4.0 - time.time()))
         rec.wait_silence_after(time.time())
         log = agent.output()
-    rec.stop()
     assert "wall clock stepped by -10" in log
     news = _item_proofs(agent, province, "news")
     assert [p["outcome"] for p in news] == ["completed"], news
@@ -157,17 +140,12 @@ def test_playout_forward_jump_skips_once_and_loses_no_emergency(
     agent, province, _ = sound_agent(tmp_path / "a", broker)
     news = place_in_cache(agent, write_wav(tmp_path / "news.wav", news_src))
     siren = place_in_cache(agent, write_wav(tmp_path / "siren.wav", siren_src))
-    rec = pulse.recorder
-    rec.start()
-    with agent:
-        wait_online(province)
+    with recording(agent, province, pulse) as rec:
         t0 = float(int(agent_clock.now()))
-        items = [
-            _item("news", news, t0 + 30, window_s=5),
-            _item("siren", siren, t0 + 40, window_s=5, priority=95, resume="restart"),
-        ]
-        jti = province.send(DEVICE, "schedule.set", {"version": 1, "items": items})
-        assert province.wait_ack(jti, timeout=10)["status"] == "accepted"
+        set_schedule(province, [
+            item_at("news", news, t0 + 30, window_s=5),
+            item_at("siren", siren, t0 + 40, window_s=5, priority=95, resume="restart"),
+        ])  # fmt: skip
         time.sleep(1.0)
         jumped_real = time.time()
         agent_clock.step(120.0)  # the clock was slow: both windows are now behind it
@@ -187,7 +165,6 @@ def test_playout_forward_jump_skips_once_and_loses_no_emergency(
         province.wait_for(lambda _m: bool(_item_proofs(agent, province, "news")), 10)
         time.sleep(1.0)  # a second skip proof, if any, would come with the first
         rec.wait_silence_after(time.time())
-    rec.stop()
     x = rec.samples
     # The normal item: never heard, exactly one skip proof.
     (skip,) = _item_proofs(agent, province, "news")
@@ -268,15 +245,10 @@ def test_playout_schedule_plays_offline_after_reboot(
     agent, province, _ = sound_agent(tmp_path / "a", broker)
     ref = place_in_cache(agent, write_wav(tmp_path / "news.wav", src))
     watch = ProofWatch(broker)
-    rec = pulse.recorder
-    rec.start()
     try:
-        with agent:
-            wait_online(province)
+        with recording(agent, province, pulse) as rec:
             at = float(int(time.time()) + 8)
-            items = [_item("news", ref, at)]
-            jti = province.send(DEVICE, "schedule.set", {"version": 1, "items": items})
-            assert province.wait_ack(jti, timeout=10)["status"] == "accepted"
+            set_schedule(province, [item_at("news", ref, at)])
             province.close()
             broker.stop()  # the 3G link is gone ...
             agent.kill()  # ... and the power is cut
@@ -291,7 +263,6 @@ def test_playout_schedule_plays_offline_after_reboot(
             rec.wait_silence_after(time.time())
             broker.start()  # the link is back: the proof is delivered from the outbox
             (msg,) = watch.wait(1, 30)
-        rec.stop()
         record = verified_proof(agent, msg)
         assert msg.payload == stored[0]
         assert record["item_id"] == "news" and record["outcome"] == "completed"

@@ -15,7 +15,7 @@ from typing import Any
 from support.agentproc import Msg, Province
 from support.playout import DEVICE, audible_spans, dominant_hz, proofs
 from support.pulse import RATE, PulseRig, Recorder
-from support.recorded import recorded_agent, send_accepted, wait_audible
+from support.recorded import ALERT_TEXT, recorded_agent, start_long_alert, wait_audible
 
 CAP_DIR = Path("/work/shared/data/cap")
 AMBER = CAP_DIR / "09_amber_alert_two_languages.xml"
@@ -31,7 +31,6 @@ AMBER_CANCEL = (
     "<references>KARO@CLETS.DOJ.CA.GOV,KAR0-0306112239-SW,2003-06-11T22:39:00-07:00</references>"
     "</alert>"
 )
-TEXT = "Thông báo khẩn cấp: bão số 9 đổ bộ"
 
 
 def _on(topic: str) -> Any:
@@ -121,11 +120,7 @@ def test_playout_e2e_alert_update_replaces_playing_one(
     tmp_path: Path, broker: Any, pulse: PulseRig
 ) -> None:
     with recorded_agent(tmp_path, broker, pulse) as (agent, province, rec):
-        old = send_accepted(
-            province, "alert.start",
-            {"alert_id": "flood-2", "text": TEXT, "repeat": 20, "gap_s": 1}, timeout=30,
-        )  # fmt: skip
-        wait_audible(rec)
+        old = start_long_alert(province, rec, "flood-2")
         time.sleep(1.0)
         # The update: same id, one repeat, no chime, quieter.
         new = province.send(
@@ -158,19 +153,14 @@ def test_playout_e2e_alert_until_stops_it(tmp_path: Path, broker: Any, pulse: Pu
     with recorded_agent(tmp_path, broker, pulse) as (agent, province, rec):
         until = datetime.now(UTC) + timedelta(seconds=6)
         stamp = until.isoformat(timespec="milliseconds")
-        jti = send_accepted(
-            province, "alert.start",
-            {"alert_id": "wind-3", "text": TEXT, "repeat": 20, "gap_s": 1, "until": stamp},
-            timeout=15,
-        )  # fmt: skip
-        wait_audible(rec)
+        jti = start_long_alert(province, rec, "wind-3", timeout=15, until=stamp)
         done = province.wait_ack(jti, status="done", timeout=15)
         province.wait_for(_on("proof"), timeout=10)
         rec.wait_silence_after(time.time() + 1.0)
         # An `until` already past is refused outright.
         past = (datetime.now(UTC) - timedelta(seconds=5)).isoformat(timespec="milliseconds")
         late = province.send(
-            DEVICE, "alert.start", {"alert_id": "wind-4", "text": TEXT, "until": past}
+            DEVICE, "alert.start", {"alert_id": "wind-4", "text": ALERT_TEXT, "until": past}
         )
         # Long-running: accepted first, the verdict as the second ack (§6.3).
         assert province.wait_ack(late, status="accepted", timeout=10)
@@ -188,11 +178,7 @@ def test_playout_e2e_device_pulled_and_restored(
     tmp_path: Path, broker: Any, pulse: PulseRig
 ) -> None:
     with recorded_agent(tmp_path, broker, pulse) as (agent, province, rec):
-        jti = send_accepted(
-            province, "alert.start",
-            {"alert_id": "pull-1", "text": TEXT, "repeat": 20, "gap_s": 1}, timeout=30,
-        )  # fmt: skip
-        wait_audible(rec)
+        jti = start_long_alert(province, rec, "pull-1")
         rec.stop()
         pulse.server.kill()  # the sound card is pulled mid-alert
         lost = _event(province, "audio_device_lost", timeout=20)
@@ -207,7 +193,7 @@ def test_playout_e2e_device_pulled_and_restored(
         _event(province, "audio_device_restored", timeout=30)
         rec.start()
         again = province.send(
-            DEVICE, "alert.start", {"alert_id": "pull-2", "text": TEXT, "repeat": 1}
+            DEVICE, "alert.start", {"alert_id": "pull-2", "text": ALERT_TEXT, "repeat": 1}
         )
         province.wait_ack(again, status="accepted", timeout=15)
         province.wait_ack(again, status="done", timeout=30)

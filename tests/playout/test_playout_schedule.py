@@ -7,31 +7,23 @@ import time
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import numpy as np
 from support.playout import (
     DEVICE,
+    TZ,
     audible_spans,
+    item_at,
     place_in_cache,
     proofs,
-    ref_json,
+    recording,
+    set_schedule,
     sound_agent,
-    wait_online,
 )
 from support.pulse import RATE, PulseRig, programme_signal, write_wav
 from support.timing import align_near
 
 from agent.timeutil import parse_rfc3339
-
-TZ = ZoneInfo("Asia/Ho_Chi_Minh")
-
-
-def _item(ref: Any, at: datetime, **kw: Any) -> dict[str, Any]:
-    return {
-        "id": "news", "kind": "audio", "media": [ref_json(ref)],
-        "start": at.isoformat(), "window_s": 60, "priority": 20, **kw,
-    }  # fmt: skip
 
 
 def test_playout_schedule_on_time_preempted_and_joined(
@@ -40,15 +32,9 @@ def test_playout_schedule_on_time_preempted_and_joined(
     src = programme_signal(9.0)
     agent, province, _ = sound_agent(tmp_path / "a", broker)
     ref = place_in_cache(agent, write_wav(tmp_path / "news.wav", src))
-    rec = pulse.recorder
-    rec.start()
-    with agent:
-        wait_online(province)
+    with recording(agent, province, pulse) as rec:
         at = datetime.fromtimestamp(int(time.time()) + 4, TZ)
-        jti = province.send(
-            DEVICE, "schedule.set", {"version": 1, "items": [_item(ref, at, resume="join")]}
-        )
-        assert province.wait_ack(jti, timeout=10)["status"] == "accepted"
+        set_schedule(province, [item_at("news", ref, at.timestamp(), resume="join")])
         time.sleep(max(0.0, at.timestamp() + 2.0 - time.time()))
         a_jti = province.send(
             DEVICE, "alert.start",
@@ -60,7 +46,6 @@ def test_playout_schedule_on_time_preempted_and_joined(
             lambda _m: len([p for p in proofs(agent, province) if p.get("item_id")]) >= 2, 10
         )
         rec.wait_silence_after(time.time())
-    rec.stop()
     x = rec.samples
     # On time: the programme's first second is heard within 50 ms of its schedule, and
     # the proof's started_at agrees with the recording within 50 ms.
@@ -101,14 +86,9 @@ def test_playout_quiet_hours_silence_items_not_alerts(
     src = programme_signal(2.0)
     agent, province, _ = sound_agent(tmp_path / "a", broker, quiet=quiet)
     ref = place_in_cache(agent, write_wav(tmp_path / "spot.wav", src))
-    rec = pulse.recorder
-    rec.start()
-    with agent:
-        wait_online(province)
+    with recording(agent, province, pulse) as rec:
         at = datetime.fromtimestamp(int(time.time()) + 3, TZ)
-        jti = province.send(DEVICE, "schedule.set", {"version": 1, "items": [_item(ref, at)]})
-        ack = province.wait_ack(jti, timeout=10)
-        assert ack["status"] == "accepted"
+        ack = set_schedule(province, [item_at("news", ref, at.timestamp())])
         assert any("news" in w for w in ack.get("warnings") or []), ack
         province.wait_for(lambda _m: any(p.get("item_id") for p in proofs(agent, province)), 15)
         time.sleep(max(0.0, at.timestamp() + 2.5 - time.time()))
@@ -118,7 +98,6 @@ def test_playout_quiet_hours_silence_items_not_alerts(
         )
         province.wait_ack(a_jti, status="done", timeout=30)
         rec.wait_silence_after(time.time())
-    rec.stop()
     (skip,) = [p for p in proofs(agent, province) if p.get("item_id") == "news"]
     assert skip["outcome"] == "skipped" and skip["reason"] == "quiet_hours"
     assert skip["started_at"] is None and skip["ended_at"] is None

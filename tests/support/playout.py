@@ -1,24 +1,33 @@
 """A real agent with sound at a private PulseAudio null sink, and proof checks.
 
-agent, province = sound_agent(tmp_path, broker, quiet="22:00-05:00")
+agent, province, _ = sound_agent(tmp_path, broker, quiet="22:00-05:00")
+ref = place_in_cache(agent, write_wav(tmp_path / "news.wav", programme_signal(2.0)))
+with recording(agent, province, pulse) as rec:
+    set_schedule(province, [item_at("news", ref, time.time() + 4)])
 """
 
 from __future__ import annotations
 
 import json
 import wave
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import numpy as np
 import numpy.typing as npt
 from support.agentproc import AgentProc, Msg, Province, TrustKey
+from support.pulse import PulseRig, Recorder
 
 from agent import jws
 from agent.cache.store import MediaCache
 from agent.model import MediaRef
 
 DEVICE = "dev-0001"
+TZ = ZoneInfo("Asia/Ho_Chi_Minh")
 
 
 def sound_agent(
@@ -39,6 +48,36 @@ def sound_agent(
 def wait_online(province: Province, timeout: float = 30) -> None:
     """The agent has connected and subscribed (its first heartbeat follows the subscribe)."""
     province.wait_for(lambda m: m.topic == f"tcs/v1/dev/{DEVICE}/hb", timeout)
+
+
+@contextmanager
+def recording(agent: AgentProc, province: Province, pulse: PulseRig) -> Iterator[Recorder]:
+    """Record the sink from before the agent starts (nothing it plays is missed), run it
+    until it is online, and stop the recording after the agent has stopped."""
+    rec = pulse.recorder
+    rec.start()
+    with agent:
+        wait_online(province)
+        yield rec
+    rec.stop()
+
+
+def item_at(item_id: str, ref: MediaRef, at: float, **kw: Any) -> dict[str, Any]:
+    """A schedule item playing `ref` once at wall time `at` (60 s window, priority 20)."""
+    return {
+        "id": item_id, "kind": "audio", "media": [ref_json(ref)],
+        "start": datetime.fromtimestamp(at, TZ).isoformat(), "window_s": 60, "priority": 20,
+        **kw,
+    }  # fmt: skip
+
+
+def set_schedule(province: Province, items: list[dict[str, Any]]) -> dict[str, Any]:
+    """Send the device `schedule.set` version 1 with `items`; its ack, which must be
+    `accepted`."""
+    jti = province.send(DEVICE, "schedule.set", {"version": 1, "items": items})
+    ack = province.wait_ack(jti, timeout=10)
+    assert ack["status"] == "accepted", ack
+    return ack
 
 
 def place_in_cache(agent: AgentProc, src: Path, mime: str = "audio/wav") -> MediaRef:
