@@ -17,6 +17,7 @@ import bisect
 import contextlib
 import hashlib
 import os
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -36,6 +37,7 @@ class Scrubber:
         on_corrupt: Callable[[str], None] = lambda sha: None,
         idle_s: float = 60.0,
         cursor_path: Path | None = None,
+        cursor_every_s: float = 60.0,
     ) -> None:
         if mb_per_min <= 0:
             raise ValueError(f"scrub_mb_per_min must be > 0, got {mb_per_min}")
@@ -45,6 +47,10 @@ class Scrubber:
         self._on_corrupt = on_corrupt
         self._idle_s = idle_s
         self._cursor_path = cursor_path
+        # A cache of small slides would otherwise rewrite the cursor several times a
+        # second; losing up to a minute of scrub position costs nothing.
+        self._cursor_every_s = cursor_every_s
+        self._cursor_saved_at = float("-inf")
         self.cursor = self._load_cursor()  # the last hash checked ("" = from the start)
         self.checked = 0
         self.corrupt = 0
@@ -106,8 +112,10 @@ class Scrubber:
 
     def _save_cursor(self, sha: str) -> None:
         self.cursor = sha
-        if self._cursor_path is None:
+        now = time.monotonic()
+        if self._cursor_path is None or now - self._cursor_saved_at < self._cursor_every_s:
             return
+        self._cursor_saved_at = now
         # No fsync: a lost cursor costs re-reading a few files, not correctness,
         # and an SD card's write budget is better spent on proofs.
         tmp = self._cursor_path.with_name(self._cursor_path.name + ".tmp")

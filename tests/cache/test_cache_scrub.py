@@ -53,7 +53,11 @@ async def scrub_until_cut(scrubber: Recording) -> None:
 
 
 def make(cache: MediaCache, cursor: Path, power_for: int) -> Recording:
-    return Recording(cache, mb_per_min=6000, idle_s=0.01, cursor_path=cursor, power_for=power_for)
+    # cursor_every_s=0: every check is saved, so the cut point is exact.
+    return Recording(
+        cache, mb_per_min=6000, idle_s=0.01, cursor_path=cursor, cursor_every_s=0,
+        power_for=power_for,
+    )  # fmt: skip
 
 
 def test_scrub_resumes_after_a_reboot_where_it_stopped(tmp_path: Path, events: Events) -> None:
@@ -85,3 +89,14 @@ def test_scrub_with_a_corrupt_cursor_starts_over(tmp_path: Path, events: Events)
     assert cursor.read_text().strip() == shas[-1]
     # The cursor is not an object: the store does not count it.
     assert cache.stats().items == 3
+
+
+def test_scrub_cursor_is_not_rewritten_for_every_small_file(tmp_path: Path, events: Events) -> None:
+    # SD-card wear: a pass over many small slides saves its place about once a minute.
+    cache = MediaCache(tmp_path / "c", 1 << 30, emit_event=events, reserve_bytes=0)
+    shas = fill(cache, tmp_path, 4)
+    cursor = cache.root / SCRUB_CURSOR
+    scrubber = Recording(cache, mb_per_min=6000, idle_s=0.01, cursor_path=cursor, power_for=4)
+    run(scrub_until_cut(scrubber))
+    assert scrubber.checked == 4
+    assert cursor.read_text().strip() == shas[0]  # the first save, then none within 60 s
