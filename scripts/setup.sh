@@ -14,6 +14,8 @@ APT_PACKAGES=(
   sox libsox-fmt-mp3 lame ffmpeg          # decoding media; making test fixtures
   mosquitto mosquitto-clients             # tests/demo: a real broker with the project's config
   socat                                   # tests: pty pairs standing in for serial modems
+  postgresql                              # tests/bench: tcs-central on PostgreSQL (own cluster in a temp dir)
+  chromium                                # tests: the HTML report opened headless, screenshot checked
   fonts-dejavu-core fonts-noto-core       # boards: fonts with every Vietnamese diacritic
   openssl ca-certificates
 )

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from agent import jws
+from agent.central import records_cli
 from agent.central.acl import DeviceEntry, load_devices, render_acl
 from agent.central.args import build_args, parse_args_json
 from agent.central.keygen import DEFAULT_COMMANDS, keygen, render_trust_block
@@ -36,6 +37,7 @@ _OVERRIDES = {
     "signing_key": "signing.key_file",
     "issuer": "signing.issuer",
     "devices": "devices.file",
+    "db": "collector.db",
 }
 
 
@@ -100,12 +102,15 @@ def build_parser() -> argparse.ArgumentParser:
     acl.add_argument("devices_file", type=Path, metavar="DEVICES.toml")
     acl.add_argument("--console-user", action="append", metavar="USER",
                      help="console user names (default: central)")
+    records_cli.add_parsers(sub, _add_common)
     return parser
 
 
-def _settings(ns: argparse.Namespace, *, need_signing: bool) -> CentralSettings:
+def _settings(ns: argparse.Namespace, *, need_signing: bool,
+              need_broker: bool = True) -> CentralSettings:
     overrides = {key: getattr(ns, dest, None) for dest, key in _OVERRIDES.items()}
-    return load_settings(getattr(ns, "config", None), overrides, need_signing=need_signing)
+    return load_settings(getattr(ns, "config", None), overrides, need_signing=need_signing,
+                         need_broker=need_broker)
 
 
 def _devices(settings: CentralSettings) -> list[DeviceEntry] | None:
@@ -183,10 +188,18 @@ def _cmd_acl(ns: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_collect(ns: argparse.Namespace) -> int:
+    return records_cli.run_collect(_settings(ns, need_signing=False))
+
+
+def _cmd_report(ns: argparse.Namespace) -> int:
+    return records_cli.run_report(_settings(ns, need_signing=False, need_broker=False), ns)
+
+
 def main(argv: list[str] | None = None) -> int:
     ns = build_parser().parse_args(argv)
     handlers = {"keygen": _cmd_keygen, "send": _cmd_send, "watch": _cmd_watch,
-                "acl": _cmd_acl}
+                "acl": _cmd_acl, "collect": _cmd_collect, "report": _cmd_report}
     try:
         return handlers[ns.command](ns)
     except SettingsError as exc:

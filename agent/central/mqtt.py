@@ -5,6 +5,9 @@ from __future__ import annotations
 import ssl
 
 import aiomqtt
+import paho.mqtt.client as paho
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
 
 from agent.central.settings import BrokerSettings
 
@@ -47,3 +50,39 @@ def make_client(broker: BrokerSettings) -> aiomqtt.Client:
         timeout=broker.connect_timeout_s,
         tls_context=tls_context(broker),
     )
+
+
+def make_session_client(broker: BrokerSettings, session_expiry_s: int) -> aiomqtt.Client:
+    """A client with a persistent session and manual PUBACK, for the collector.
+
+    Clean start off and a session expiry: QoS 1 reports published while the
+    collector was down wait in the broker. Manual PUBACK: a report is acknowledged
+    only after it is committed (`ack`), so a killed collector gets it again.
+    """
+    props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
+    props.SessionExpiryInterval = session_expiry_s
+    client = aiomqtt.Client(
+        broker.host,
+        broker.port,
+        username=broker.username,
+        password=broker.password,
+        identifier=broker.client_id,
+        protocol=aiomqtt.ProtocolVersion.V5,
+        clean_start=False,
+        properties=props,
+        keepalive=broker.keepalive_s,
+        timeout=broker.connect_timeout_s,
+        tls_context=tls_context(broker),
+        max_queued_incoming_messages=10000,
+    )
+    # Same documented paho switch as agent/link.py; must be set before connecting.
+    inner: paho.Client = client._client
+    inner.manual_ack_set(True)
+    return client
+
+
+def ack(client: aiomqtt.Client, mid: int, qos: int) -> None:
+    """Send the PUBACK of a QoS 1 message (aiomqtt has no manual-ack API of its own)."""
+    if qos > 0:
+        inner: paho.Client = client._client
+        inner.ack(mid, qos)

@@ -14,7 +14,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from agent.central.acl import ID_RE
 from agent.hosts import is_loopback
 
 # section.key -> (kind, flag that overrides it)
@@ -31,6 +33,13 @@ _KEYS: dict[str, tuple[str, str]] = {
     "signing.key_file": ("path", "--signing-key"),
     "signing.issuer": ("str", "--issuer"),
     "devices.file": ("path", "--devices"),
+    "collector.db": ("str", "--db"),
+    "collector.share_group": ("str", "--share-group"),
+    "collector.heartbeat_s": ("int", "--heartbeat-s"),
+    "collector.raw_days": ("int", "--raw-days"),
+    "collector.keep_days": ("int", "--keep-days"),
+    "collector.session_expiry_s": ("int", "--session-expiry"),
+    "report.timezone": ("str", "--timezone"),
 }
 
 FLAG_FOR: dict[str, str] = {key: flag for key, (_, flag) in _KEYS.items()}
@@ -74,12 +83,27 @@ class SigningSettings:
 
 
 @dataclass(frozen=True)
+class CollectorSettings:
+    """The database and what the collector keeps (agent/central/collector.py)."""
+
+    db: str | None = None  # as written (sqlite:///PATH or postgresql://...); None: default
+    base: Path = Path(".")  # what a relative sqlite path and the default resolve against
+    share_group: str = "tcs-central"
+    heartbeat_s: int = 60  # the devices' heartbeat period: the online-share slot
+    raw_days: int = 14  # raw heartbeats
+    keep_days: int = 400  # proofs, acks, states, events (daily totals are kept for good)
+    session_expiry_s: int = 7 * 86400
+    timezone: str = "Asia/Ho_Chi_Minh"  # what a report's "day" is
+
+
+@dataclass(frozen=True)
 class CentralSettings:
     source: Path | None
     broker: BrokerSettings | None
     signing: SigningSettings | None
     devices_file: Path | None
     warnings: tuple[str, ...] = field(default=())
+    collector: CollectorSettings = field(default_factory=CollectorSettings)
 
 
 class _Collector:
@@ -244,6 +268,31 @@ def _signing(c: _Collector) -> SigningSettings | None:
     return SigningSettings(kid=kid, key_file=key_file, issuer=issuer)
 
 
+def _collector(c: _Collector) -> CollectorSettings:
+    base = c.cwd if "collector.db" in c.overrides or c.source is None else c.source.parent
+    group = c.get_str("collector.share_group", required=False) or "tcs-central"
+    if not ID_RE.fullmatch(group):
+        c.problem("collector.share_group", f"{group!r} must match {ID_RE.pattern}")
+    hb = int(c.get_number("collector.heartbeat_s", 60, 5, 3600, integer=True))
+    if 3600 % hb:
+        c.problem("collector.heartbeat_s", f"{hb} must divide an hour (60, 300, ...)")
+    tz = c.get_str("report.timezone", required=False) or "Asia/Ho_Chi_Minh"
+    try:
+        ZoneInfo(tz)
+    except (ValueError, ZoneInfoNotFoundError):
+        c.problem("report.timezone", f"{tz!r} is not an IANA time zone")
+    return CollectorSettings(
+        db=c.get_str("collector.db", required=False),
+        base=base,
+        share_group=group, heartbeat_s=hb,
+        raw_days=int(c.get_number("collector.raw_days", 14, 1, 3650, integer=True)),
+        keep_days=int(c.get_number("collector.keep_days", 400, 1, 36500, integer=True)),
+        session_expiry_s=int(c.get_number("collector.session_expiry_s", 7 * 86400, 3600,
+                                          2**31 - 1, integer=True)),
+        timezone=tz,
+    )
+
+
 def load_settings(
     path: Path | None,
     overrides: Mapping[str, Any] | None = None,
@@ -280,9 +329,10 @@ def load_settings(
     broker = _broker(c, warnings) if need_broker else None
     signing = _signing(c) if need_signing else None
     devices_file = c.get_path("devices.file", required=False)
+    collector = _collector(c)
     if c.problems:
         raise SettingsError(c.problems)
     return CentralSettings(
         source=source, broker=broker, signing=signing, devices_file=devices_file,
-        warnings=tuple(warnings),
+        warnings=tuple(warnings), collector=collector,
     )

@@ -1,0 +1,111 @@
+"""Wiring of the database commands of `tcs-central`: collect and report.
+
+Kept apart from cli.py so the console's original commands and these grow
+independently; cli.py registers them in one place (`add_parsers`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from collections.abc import Callable
+from datetime import date
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import Engine
+
+from agent.central.acl import DeviceEntry, load_devices
+from agent.central.collector import Collector
+from agent.central.figures import compute
+from agent.central.ingest import IngestContext
+from agent.central.proofs import enrolled_keys
+from agent.central.report_csv import render_csv
+from agent.central.report_html import render_html
+from agent.central.retention import RetentionPolicy
+from agent.central.settings import CentralSettings
+from agent.central.store import open_db, resolve_url
+
+AddCommon = Callable[..., None]
+
+
+def add_parsers(sub: Any, add_common: AddCommon) -> None:
+    cl = sub.add_parser("collect", help="store every device report in the database (runs "
+                                        "until stopped)")
+    add_common(cl, top=False)
+    cl.add_argument("--db", metavar="URL", default=argparse.SUPPRESS,
+                    help="sqlite:///PATH or postgresql://... (default [collector] db, else "
+                         "central.db beside central.toml)")
+    rp = sub.add_parser("report", help="effectiveness report from the database")
+    add_common(rp, top=False)
+    rp.add_argument("--db", metavar="URL", default=argparse.SUPPRESS)
+    rp.add_argument("--from", dest="date_from", required=True, type=_date, metavar="DATE")
+    rp.add_argument("--to", dest="date_to", required=True, type=_date, metavar="DATE",
+                    help="last day included (YYYY-MM-DD, local days)")
+    rp.add_argument("--by", choices=("device", "group", "day"), default="device")
+    rp.add_argument("--format", choices=("html", "csv"), default="csv")
+    rp.add_argument("--out", type=Path, metavar="FILE", help="default: standard output")
+
+
+def _date(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a date YYYY-MM-DD") from None
+
+
+def database(settings: CentralSettings) -> Engine:
+    c = settings.collector
+    return open_db(resolve_url(c.db, c.base))
+
+
+def devices_of(settings: CentralSettings) -> list[DeviceEntry]:
+    return [] if settings.devices_file is None else load_devices(settings.devices_file)
+
+
+def run_collect(settings: CentralSettings) -> int:
+    assert settings.broker is not None
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(message)s")
+    devices = devices_of(settings)
+    keys, problems = enrolled_keys(devices)
+    for problem in problems:
+        sys.stderr.write(f"warning: {problem}\n")
+    if not keys:
+        sys.stderr.write("warning: no enrolled device keys; every proof will be kept as "
+                         "UNKNOWN and none counted\n")
+    c = settings.collector
+    tz = ZoneInfo(c.timezone)
+    engine = database(settings)
+    collector = Collector(
+        settings.broker, engine, IngestContext(keys, tz, c.heartbeat_s),
+        share_group=c.share_group, session_expiry_s=c.session_expiry_s,
+        policy=RetentionPolicy(c.raw_days, c.keep_days, tz),
+    )
+    try:
+        asyncio.run(collector.run())
+    except KeyboardInterrupt:
+        pass
+    finally:
+        engine.dispose()
+    return 0
+
+
+def run_report(settings: CentralSettings, ns: argparse.Namespace) -> int:
+    c = settings.collector
+    tz = ZoneInfo(c.timezone)
+    engine = database(settings)
+    try:
+        report = compute(engine, devices_of(settings), ns.date_from, ns.date_to, tz, ns.by,
+                         c.heartbeat_s)
+    finally:
+        engine.dispose()
+    text = render_csv(report) if ns.format == "csv" else render_html(report)
+    if ns.out is None:
+        sys.stdout.write(text)
+    else:
+        ns.out.write_text(text, encoding="utf-8")
+    return 0
