@@ -92,6 +92,7 @@ def build_parser() -> argparse.ArgumentParser:
     sd.add_argument("--wait-ack", type=float, metavar="SECONDS")
     sd.add_argument("--tamper", choices=TAMPERS)
     sd.add_argument("--json", action="store_true", help="JSON lines output")
+    records_cli.add_db_option(sd)
 
     wt = sub.add_parser("watch", help="live view of every device")
     _add_common(wt, top=False)
@@ -157,6 +158,7 @@ def _cmd_send(ns: argparse.Namespace) -> int:
     except (OSError, ValueError) as exc:
         raise ValueError(f"signing key {settings.signing.key_file}: {exc}") from None
     prepared = prepare(request, settings.signing, key, _devices(settings), int(time.time()))
+    records_cli.record_sent(settings, request, prepared)
     return asyncio.run(publish(settings.broker, request, prepared))
 
 

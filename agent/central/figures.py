@@ -174,7 +174,9 @@ def compute(engine: Engine, devices: Sequence[DeviceEntry], start: date, end: da
         alerts = _alerts(conn, [c for c in commands if c.cmd == "alert.start"
                                 and lo <= c.issued_ms < hi], devices)
     slots_per_day = 86400 // heartbeat_s
-    known = sorted({d.id for d in devices} | {k[0] for k in atoms})
+    # Online share is over enrolled devices: a stranger's forged proofs must not
+    # dilute (or, with no devices file at all, every device seen counts).
+    known = sorted({d.id for d in devices} or {k[0] for k in atoms})
     days = [start + timedelta(days=i) for i in range((end - start).days + 1)]
     for device in known:
         for day in days:

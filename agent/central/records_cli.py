@@ -20,28 +20,45 @@ from sqlalchemy import Engine
 
 from agent.central.acl import DeviceEntry, load_devices
 from agent.central.collector import Collector
+from agent.central.command_log import from_token, record
 from agent.central.figures import compute
 from agent.central.ingest import IngestContext
 from agent.central.proofs import enrolled_keys
 from agent.central.report_csv import render_csv
 from agent.central.report_html import render_html
 from agent.central.retention import RetentionPolicy
+from agent.central.send import Prepared, SendRequest
 from agent.central.settings import CentralSettings
 from agent.central.store import open_db, resolve_url
 
 AddCommon = Callable[..., None]
 
 
+def add_db_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--db", metavar="URL", default=argparse.SUPPRESS,
+                        help="sqlite:///PATH or postgresql://... (default [collector] db)")
+
+
+def record_sent(settings: CentralSettings, request: SendRequest, prepared: Prepared) -> None:
+    """With a database configured, record the command before it is published."""
+    if settings.collector.db is None:
+        return
+    engine = database(settings)
+    try:
+        record(engine, from_token(prepared.tokens[0].token, request.target_kind,
+                                  request.target, request.tamper))
+    finally:
+        engine.dispose()
+
+
 def add_parsers(sub: Any, add_common: AddCommon) -> None:
     cl = sub.add_parser("collect", help="store every device report in the database (runs "
                                         "until stopped)")
     add_common(cl, top=False)
-    cl.add_argument("--db", metavar="URL", default=argparse.SUPPRESS,
-                    help="sqlite:///PATH or postgresql://... (default [collector] db, else "
-                         "central.db beside central.toml)")
+    add_db_option(cl)
     rp = sub.add_parser("report", help="effectiveness report from the database")
     add_common(rp, top=False)
-    rp.add_argument("--db", metavar="URL", default=argparse.SUPPRESS)
+    add_db_option(rp)
     rp.add_argument("--from", dest="date_from", required=True, type=_date, metavar="DATE")
     rp.add_argument("--to", dest="date_to", required=True, type=_date, metavar="DATE",
                     help="last day included (YYYY-MM-DD, local days)")

@@ -155,29 +155,42 @@ def _conflict(row: dict[str, Any]) -> dict[str, Any]:
 
 
 def _roll_up(conn: Connection, hits: Sequence[BucketHit]) -> None:
+    """Add a batch's heartbeats to `device_days`: count, and slots not counted before.
+
+    A slot counts once: slots later than the row's `last_bucket` are new. Heartbeats
+    of one device arrive in order, so this is exact for one collector; two collectors
+    splitting one device's heartbeats could count a shared slot twice.
+    """
     if not hits:
         return
-    merged: dict[tuple[str, date, int], int] = {}
+    slots: dict[tuple[str, date], set[int]] = {}
+    counts: dict[tuple[str, date], int] = {}
     for h in hits:
-        merged[(h.device, h.day, h.bucket)] = merged.get((h.device, h.day, h.bucket), 0) + h.count
+        slots.setdefault((h.device, h.day), set()).add(h.bucket)
+        counts[(h.device, h.day)] = counts.get((h.device, h.day), 0) + h.count
     t = schema.device_days
+    last = {
+        (device, day): bucket for device, day, bucket in conn.execute(
+            select(t.c.device, t.c.day, t.c.last_bucket)
+            .where(tuple_(t.c.device, t.c.day).in_(list(slots)))
+        )
+    }
+    rows = []
+    for key, seen in slots.items():
+        before = last.get(key, -1)
+        rows.append({"device": key[0], "day": key[1], "hb_count": counts[key],
+                     "hb_buckets": sum(1 for b in seen if b > before),
+                     "last_bucket": max(max(seen), before)})
     dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
     stmt = dialect.insert(t)
-    newer = stmt.excluded.last_bucket > t.c.last_bucket
     stmt = stmt.on_conflict_do_update(
         index_elements=[t.c.device, t.c.day],
-        set_={
-            "hb_count": t.c.hb_count + stmt.excluded.hb_count,
-            # A slot counts once: heartbeats come in order per device, so only a
-            # slot later than the last one counted is new.
-            "hb_buckets": t.c.hb_buckets + case((newer, 1), else_=0),
-            "last_bucket": case((newer, stmt.excluded.last_bucket), else_=t.c.last_bucket),
-        },
+        set_={"hb_count": t.c.hb_count + stmt.excluded.hb_count,
+              "hb_buckets": t.c.hb_buckets + stmt.excluded.hb_buckets,
+              "last_bucket": case((stmt.excluded.last_bucket > t.c.last_bucket,
+                                   stmt.excluded.last_bucket), else_=t.c.last_bucket)},
     )
-    # One statement per slot, in time order, so `newer` sees the previous slot.
-    for (device, day, bucket), count in sorted(merged.items(), key=lambda kv: kv[0][2]):
-        conn.execute(stmt, {"device": device, "day": day, "hb_count": count,
-                            "hb_buckets": 1, "last_bucket": bucket})
+    conn.execute(stmt, rows)
 
 
 def write(engine: Engine, rows: Iterable[Row], hits: Sequence[BucketHit] = ()) -> None:

@@ -1,0 +1,65 @@
+"""A private PostgreSQL cluster for a test or a benchmark: initdb + pg_ctl in a temp dir.
+
+initdb refuses to run as root, so the cluster belongs to `nobody` (CI runs as root);
+it listens on 127.0.0.1 on a free port, trusts local connections, and is removed
+when the context exits.
+
+    with postgres_cluster() as url:   # postgresql://nobody@127.0.0.1:PORT/postgres
+        ...
+"""
+
+from __future__ import annotations
+
+import os
+import pwd
+import shutil
+import socket
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+BIN = Path("/usr/lib/postgresql/15/bin")
+USER = "nobody"
+
+
+def available() -> bool:
+    return (BIN / "initdb").exists()
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _as_user(args: list[str]) -> list[str]:
+    return ["runuser", "-u", USER, "--", *args] if os.geteuid() == 0 else args
+
+
+@contextmanager
+def postgres_cluster() -> Iterator[str]:
+    if not available():
+        raise RuntimeError(f"{BIN}/initdb not found: install Debian's postgresql "
+                           "(scripts/setup.sh)")
+    top = Path(tempfile.mkdtemp(prefix="tcs-pg-"))
+    data = top / "data"
+    user = USER if os.geteuid() == 0 else pwd.getpwuid(os.geteuid()).pw_name
+    if os.geteuid() == 0:
+        pw = pwd.getpwnam(USER)
+        os.chown(top, pw.pw_uid, pw.pw_gid)
+    port = _free_port()
+    try:
+        subprocess.run(_as_user([str(BIN / "initdb"), "-D", str(data), "-A", "trust", "-U",
+                                 user, "-E", "UTF8", "--no-sync"]),
+                       check=True, capture_output=True, timeout=120)
+        subprocess.run(_as_user([
+            str(BIN / "pg_ctl"), "-D", str(data), "-l", str(top / "log"), "-w", "-t", "60",
+            "-o", f"-p {port} -k {top} -c listen_addresses=127.0.0.1 -c fsync=on",
+            "start"]), check=True, capture_output=True, timeout=120)
+        yield f"postgresql://{user}@127.0.0.1:{port}/postgres"
+    finally:
+        subprocess.run(_as_user([str(BIN / "pg_ctl"), "-D", str(data), "-m", "immediate",
+                                 "-w", "stop"]), capture_output=True, timeout=60, check=False)
+        shutil.rmtree(top, ignore_errors=True)
