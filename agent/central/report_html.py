@@ -33,7 +33,7 @@ def _status(status: str) -> str:
 def render_html(report: Report) -> str:
     tz = report.tz
     days = list(report.per_day)
-    labels = [d.strftime("%d/%m") for d in days]
+    labels = [d.strftime("%d") for d in days]
     tallies = list(report.per_day.values())
     chart_outcomes = stacked_bars(labels, [
         (_("played"), "#2a8a3a", [sum(t.outcomes[o] for o in PLAYED) for t in tallies]),
@@ -71,7 +71,7 @@ def render_html(report: Report) -> str:
         lang=lang, start=report.start.isoformat(), end=report.end.isoformat(), tz=str(tz),
         generated=datetime.now(UTC).astimezone(tz).strftime("%Y-%m-%d %H:%M"),
         chart_outcomes=chart_outcomes, chart_online=chart_online, by_label=by_label,
-        headers=headers, rows=rows, bad_cols={7, 13, 14}, alerts=alerts,
+        headers=headers, rows=rows, bad_cols={8, 16, 17}, alerts=alerts,
         not_played=[(n.device, n.subject, _local(n.at_ms, tz), _status(n.status),
                      n.reason or "") for n in listed],
         truncated=len(report.not_played) > len(listed),
