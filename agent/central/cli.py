@@ -98,6 +98,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_common(wt, top=False)
     wt.add_argument("--duration", type=float, metavar="SECONDS")
     wt.add_argument("--json", action="store_true", help="JSON lines output")
+    records_cli.add_db_option(wt)
 
     acl = sub.add_parser("acl", help="print the mosquitto ACL for enrolled devices")
     acl.add_argument("devices_file", type=Path, metavar="DEVICES.toml")
@@ -174,6 +175,7 @@ def _cmd_watch(ns: argparse.Namespace) -> int:
     if not devices:
         sys.stderr.write("warning: no devices file; every proof will show as UNKNOWN DEVICE\n")
     board = Board(devices, keys)
+    records_cli.preload_board(settings, board)
     printer = Printer(board, sys.stdout, sys.stderr, tty=sys.stdout.isatty(), json_out=ns.json)
     try:
         return asyncio.run(run_watch(settings.broker, board, printer, duration_s=ns.duration))

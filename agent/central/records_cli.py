@@ -10,6 +10,7 @@ import argparse
 import asyncio
 import logging
 import sys
+import time
 from collections.abc import Callable
 from datetime import date
 from pathlib import Path
@@ -22,6 +23,7 @@ from agent.central.acl import DeviceEntry, load_devices
 from agent.central.collector import Collector
 from agent.central.command_log import from_token, record
 from agent.central.figures import compute
+from agent.central.history import load_history
 from agent.central.ingest import IngestContext
 from agent.central.proofs import enrolled_keys
 from agent.central.report_csv import render_csv
@@ -29,7 +31,8 @@ from agent.central.report_html import render_html
 from agent.central.retention import RetentionPolicy
 from agent.central.send import Prepared, SendRequest
 from agent.central.settings import CentralSettings
-from agent.central.store import open_db, resolve_url
+from agent.central.store import DEFAULT_DB_NAME, open_db, resolve_url
+from agent.central.table import Board
 
 AddCommon = Callable[..., None]
 
@@ -47,6 +50,19 @@ def record_sent(settings: CentralSettings, request: SendRequest, prepared: Prepa
     try:
         record(engine, from_token(prepared.tokens[0].token, request.target_kind,
                                   request.target, request.tamper))
+    finally:
+        engine.dispose()
+
+
+def preload_board(settings: CentralSettings, board: Board) -> None:
+    """`watch` starts full when a database is configured (or the default one exists)."""
+    c = settings.collector
+    url = resolve_url(c.db, c.base)
+    if c.db is None and not (c.base / DEFAULT_DB_NAME).exists():
+        return
+    engine = open_db(url)
+    try:
+        board.preload(load_history(engine), time.monotonic(), int(time.time() * 1000))
     finally:
         engine.dispose()
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from agent.central.acl import DeviceEntry
+from agent.central.history import History
 from agent.central.proofs import check_proof
 
 REPORTS = ("state", "hb", "ack", "proof", "event")
@@ -30,6 +31,7 @@ class DeviceRow:
     alert_id: str | None = None
     volume: int | None = None
     outbox: int | None = None
+    last_proof: str | None = None
 
 
 @dataclass(frozen=True)
@@ -72,7 +74,8 @@ def _playing(value: object) -> str | None:
     return f"{item}(p{prio})" if prio is not None else str(item)
 
 
-COLUMNS = ("DEVICE", "STATUS", "HB AGE", "SCHED", "PLAYING", "ALERT", "VOL", "OUTBOX")
+COLUMNS = ("DEVICE", "STATUS", "HB AGE", "SCHED", "PLAYING", "ALERT", "VOL", "OUTBOX",
+           "LAST PROOF")
 
 
 class Board:
@@ -93,11 +96,12 @@ class Board:
             status += " (not enrolled)"
         age = None if row.hb_received is None else now - row.hb_received
         return (row.id, status, _age(age), _text(row.schedule_version), _text(row.playing),
-                _text(row.alert_id), _text(row.volume), _text(row.outbox))
+                _text(row.alert_id), _text(row.volume), _text(row.outbox),
+                _text(row.last_proof))
 
     def row_line(self, device: str, now: float) -> str:
         c = self.cells(self.rows[device], now)
-        names = ("status", "hb", "sched", "playing", "alert", "vol", "outbox")
+        names = ("status", "hb", "sched", "playing", "alert", "vol", "outbox", "last_proof")
         return c[0] + " " + " ".join(f"{n}={v}" for n, v in zip(names, c[1:], strict=True))
 
     def render(self, now: float) -> str:
@@ -105,6 +109,16 @@ class Board:
         widths = [max(len(r[i]) for r in table) for i in range(len(COLUMNS))]
         return "\n".join("  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)).rstrip()
                          for r in table)
+
+    def preload(self, history: Mapping[str, History], now: float, now_wall_ms: int) -> None:
+        """Start from what the database knows (`now` is the board's clock)."""
+        for device, h in history.items():
+            row = self._row(device)
+            row.online = h.online
+            row.schedule_version = h.schedule_version
+            row.last_proof = h.last_proof
+            if h.last_seen_ms is not None:
+                row.hb_received = now - max(0, now_wall_ms - h.last_seen_ms) / 1000
 
     def handle(self, topic: str, payload: bytes, now: float) -> list[LogLine]:
         """Apply one message; return the lines to log. Never raises on bad input."""
@@ -184,6 +198,7 @@ class Board:
                    + (f" played_ms={claims['played_ms']}" if "played_ms" in claims else ""))
         data = {"verdict": check.verdict, "reason": check.reason or None, "proof": claims}
         if check.verdict == "VERIFIED":
+            self._row(device).last_proof = f"{what} {claims.get('outcome')}"
             return LogLine("proof", device, f"proof {device} VERIFIED {summary}", data=data)
         return LogLine("proof", device,
                        f"!!! proof {device} {check.verdict} ({check.reason}) {summary} !!!",

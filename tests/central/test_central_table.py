@@ -47,7 +47,7 @@ def test_heartbeat_fills_the_row_and_age_counts_from_receipt() -> None:
           "alert_id": None, "volume": 80, "outbox": 3}
     b.handle("tcs/v1/dev/dev-0001/hb", json.dumps(hb).encode(), 100.0)
     row = b.render(225.0).splitlines()[1].split()
-    assert row == ["dev-0001", "online", "2m05s", "7", "news(p20)", "-", "80", "3"]
+    assert row == ["dev-0001", "online", "2m05s", "7", "news(p20)", "-", "80", "3", "-"]
 
 
 def test_unknown_device_reports_are_shown_as_not_enrolled() -> None:
