@@ -21,7 +21,7 @@ from __future__ import annotations
 import math
 import statistics
 from bisect import bisect_left
-from collections import Counter, defaultdict
+from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
@@ -39,17 +39,27 @@ OUTCOMES = ("completed", "preempted", "resumed", "skipped", "failed", "cancelled
 PLAYED = ("completed", "preempted", "resumed")
 
 
-@dataclass
+def _add(counts: dict[str, int], key: str, n: int = 1) -> None:
+    counts[key] = counts.get(key, 0) + n
+
+
+def _add_all(into: dict[str, int], more: dict[str, int]) -> None:
+    for key, n in more.items():
+        into[key] = into.get(key, 0) + n
+
+
+@dataclass(slots=True)
 class Tally:
-    """Figures of one row (a device, a group or a day)."""
+    """Figures of one row (a device, a group or a day). Plain dicts, not Counters:
+    a month of a province is 150,000 of these, and Counter's constructor is slow."""
 
     devices: set[str] = field(default_factory=set)
-    outcomes: Counter[str] = field(default_factory=Counter)
+    outcomes: dict[str, int] = field(default_factory=dict)
     forged: int = 0
     played_ms: int = 0
     offsets_ms: list[int] = field(default_factory=list)
-    skip_reasons: Counter[str] = field(default_factory=Counter)
-    fail_reasons: Counter[str] = field(default_factory=Counter)
+    skip_reasons: dict[str, int] = field(default_factory=dict)
+    fail_reasons: dict[str, int] = field(default_factory=dict)
     hb_slots: int = 0
     slot_total: int = 0
     expected: int = 0
@@ -112,8 +122,17 @@ def _bounds(start: date, end: date, tz: ZoneInfo) -> tuple[int, int]:
     return int(lo.timestamp() * 1000), int(hi.timestamp() * 1000)
 
 
-def _day(ms: int, tz: ZoneInfo) -> date:
-    return datetime.fromtimestamp(ms / 1000, tz).date()
+_QUARTER_MS = 900_000  # every zone's UTC offset is a whole number of quarter hours
+
+
+def _day(ms: int, tz: ZoneInfo, cache: dict[int, date] | None = None) -> date:
+    if cache is None:
+        return datetime.fromtimestamp(ms / 1000, tz).date()
+    quarter = ms // _QUARTER_MS
+    day = cache.get(quarter)
+    if day is None:
+        day = cache[quarter] = datetime.fromtimestamp(quarter * 900, tz).date()
+    return day
 
 
 def compute(engine: Engine, devices: Sequence[DeviceEntry], start: date, end: date,
@@ -126,25 +145,24 @@ def compute(engine: Engine, devices: Sequence[DeviceEntry], start: date, end: da
     not_played: list[NotPlayed] = []
     played_keys: set[tuple[str, str, int]] = set()
     p, s, dd = schema.proofs.c, schema.suspect_proofs.c, schema.device_days.c
+    days_of: dict[int, date] = {}
     with engine.connect() as conn:
-        for r in conn.execute(
+        for device, subject, outcome, reason, at_ms, sched, started, played in conn.execute(
             select(p.device, p.subject_id, p.outcome, p.reason, p.at_ms, p.scheduled_ms,
                    p.started_ms, p.played_ms).where(p.at_ms >= lo, p.at_ms < hi)
-        ):
-            t = atoms[(r.device, _day(r.at_ms, tz))]
-            t.outcomes[r.outcome] += 1
-            t.played_ms += r.played_ms
-            if r.scheduled_ms is not None:
-                played_keys.add((r.device, r.subject_id, r.scheduled_ms))
-                if r.started_ms is not None:
-                    t.offsets_ms.append(r.started_ms - r.scheduled_ms)
-            if r.outcome == "skipped":
-                t.skip_reasons[r.reason or "?"] += 1
-            elif r.outcome == "failed":
-                t.fail_reasons[r.reason or "?"] += 1
-            if r.outcome in ("skipped", "failed", "cancelled"):
-                not_played.append(NotPlayed(r.device, r.subject_id, r.at_ms, r.outcome,
-                                            r.reason))
+        ).all():
+            t = atoms[(device, _day(at_ms, tz, days_of))]
+            _add(t.outcomes, outcome)
+            t.played_ms += played
+            if sched is not None:
+                played_keys.add((device, subject, sched))
+                if started is not None:
+                    t.offsets_ms.append(started - sched)
+            if outcome in ("skipped", "failed", "cancelled"):
+                if outcome != "cancelled":
+                    _add(t.skip_reasons if outcome == "skipped" else t.fail_reasons,
+                         reason or "?")
+                not_played.append(NotPlayed(device, subject, at_ms, outcome, reason))
         for device, received in conn.execute(
             select(s.device, s.received_ms).where(s.received_ms >= lo, s.received_ms < hi)
         ):
@@ -158,10 +176,10 @@ def compute(engine: Engine, devices: Sequence[DeviceEntry], start: date, end: da
         missing = [e for e in expected if (e.device, e.item_id, e.at_ms) not in played_keys]
         beats = _heartbeats(conn, {m.device for m in missing}, lo, hi, heartbeat_s)
         for e in expected:
-            atoms[(e.device, _day(e.at_ms, tz))].expected += 1
+            atoms[(e.device, _day(e.at_ms, tz, days_of))].expected += 1
         margin = 2 * heartbeat_s * 1000
         for m in missing:
-            t = atoms[(m.device, _day(m.at_ms, tz))]
+            t = atoms[(m.device, _day(m.at_ms, tz, days_of))]
             seen = beats.get(m.device, [])
             i = bisect_left(seen, m.at_ms - margin)
             online = i < len(seen) and seen[i] <= m.at_ms + margin
@@ -178,11 +196,6 @@ def compute(engine: Engine, devices: Sequence[DeviceEntry], start: date, end: da
     # dilute (or, with no devices file at all, every device seen counts).
     known = sorted({d.id for d in devices} or {k[0] for k in atoms})
     days = [start + timedelta(days=i) for i in range((end - start).days + 1)]
-    for device in known:
-        for day in days:
-            t = atoms[(device, day)]
-            t.devices.add(device)
-            t.slot_total = slots_per_day
     keyer: Callable[[str, date], Iterable[str]] = {
         "device": lambda dev, day: (dev,),
         "group": lambda dev, day: groups.get(dev, ()) or ("(no group)",),
@@ -190,6 +203,15 @@ def compute(engine: Engine, devices: Sequence[DeviceEntry], start: date, end: da
     }[by]
     rows: dict[str, Tally] = defaultdict(Tally)
     per_day: dict[date, Tally] = defaultdict(Tally)
+    # Every known device is in the denominator of the online share of each day of
+    # its rows, whether or not it sent anything.
+    for device in known:
+        for key in {k for day in days for k in keyer(device, day)}:
+            rows[key].devices.add(device)
+            rows[key].slot_total += slots_per_day * (len(days) if by != "day" else 1)
+    for day in days:
+        per_day[day].devices.update(known)
+        per_day[day].slot_total = slots_per_day * len(known)
     for (device, day), atom in atoms.items():
         if not start <= day <= end:
             continue
@@ -202,13 +224,14 @@ def compute(engine: Engine, devices: Sequence[DeviceEntry], start: date, end: da
 
 
 def _merge(into: Tally, atom: Tally) -> None:
-    into.devices |= atom.devices
-    into.outcomes.update(atom.outcomes)
+    _add_all(into.outcomes, atom.outcomes)
     into.forged += atom.forged
     into.played_ms += atom.played_ms
     into.offsets_ms.extend(atom.offsets_ms)
-    into.skip_reasons.update(atom.skip_reasons)
-    into.fail_reasons.update(atom.fail_reasons)
+    if atom.skip_reasons:
+        _add_all(into.skip_reasons, atom.skip_reasons)
+    if atom.fail_reasons:
+        _add_all(into.fail_reasons, atom.fail_reasons)
     into.hb_slots += atom.hb_slots
     into.slot_total += atom.slot_total
     into.expected += atom.expected

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import io
-from collections import Counter
 
 from agent.central.figures import OUTCOMES, Report
 
@@ -13,7 +12,7 @@ HEADER = ("proofs", *OUTCOMES, "forged", "played_s", "skip_reasons", "fail_reaso
           "missing_offline", "missing_unreported")
 
 
-def reasons(counts: Counter[str]) -> str:
+def reasons(counts: dict[str, int]) -> str:
     return ";".join(f"{k}:{v}" for k, v in sorted(counts.items()))
 
 
@@ -27,7 +26,7 @@ def render_csv(report: Report) -> str:
     w.writerow((report.by, *HEADER))
     for key, t in report.rows.items():
         median, p95 = t.on_time()
-        w.writerow((key, t.proofs, *(t.outcomes[o] for o in OUTCOMES), t.forged,
+        w.writerow((key, t.proofs, *(t.outcomes.get(o, 0) for o in OUTCOMES), t.forged,
                     _num(t.played_ms / 1000, 3), reasons(t.skip_reasons),
                     reasons(t.fail_reasons), _num(median, 3), _num(p95, 3),
                     _num(t.online_share, 4), t.expected, t.missing_offline,

@@ -36,9 +36,9 @@ def render_html(report: Report) -> str:
     labels = [d.strftime("%d") for d in days]
     tallies = list(report.per_day.values())
     chart_outcomes = stacked_bars(labels, [
-        (_("played"), "#2a8a3a", [sum(t.outcomes[o] for o in PLAYED) for t in tallies]),
+        (_("played"), "#2a8a3a", [sum(t.outcomes.get(o, 0) for o in PLAYED) for t in tallies]),
         (_("skipped or failed"), "#e0a020",
-         [t.outcomes["skipped"] + t.outcomes["failed"] + t.outcomes["cancelled"]
+         [sum(t.outcomes.get(o, 0) for o in ("skipped", "failed", "cancelled"))
           for t in tallies]),
         (_("missing"), "#c02020", [t.missing_offline + t.missing_unreported for t in tallies]),
     ], _("Occurrences per day"))
@@ -54,7 +54,7 @@ def render_html(report: Report) -> str:
     for key, t in report.rows.items():
         median, p95 = t.on_time()
         share = t.online_share
-        rows.append([key, str(t.proofs), *(str(t.outcomes[o]) for o in OUTCOMES),
+        rows.append([key, str(t.proofs), *(str(t.outcomes.get(o, 0)) for o in OUTCOMES),
                      str(t.forged), f"{t.played_ms / 1000:.0f}", reasons(t.skip_reasons),
                      reasons(t.fail_reasons), "" if median is None else f"{median:.1f}",
                      "" if p95 is None else f"{p95:.1f}",
