@@ -12,8 +12,8 @@ proof, and that proof is what accounts for it.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import NamedTuple
 from zoneinfo import ZoneInfo
 
 from agent.central.acl import DeviceEntry
@@ -23,8 +23,7 @@ from agent.model import ScheduleSet
 from agent.scheduler import occurrences
 
 
-@dataclass(frozen=True)
-class Expected:
+class Expected(NamedTuple):  # a tuple: a province-month is ~300,000 of them
     device: str
     item_id: str
     at_ms: int

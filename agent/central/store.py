@@ -17,7 +17,17 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Connection, Engine, Table, case, create_engine, event, select, tuple_
+from sqlalchemy import (
+    Connection,
+    Engine,
+    Table,
+    and_,
+    case,
+    create_engine,
+    event,
+    or_,
+    select,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 
@@ -120,6 +130,20 @@ _TABLES: dict[str, Table] = {
 }
 
 
+def _lookup(conn: Connection, columns: Sequence[Any], a: Any, b: Any,
+            pairs: Sequence[tuple[Any, Any]], chunk: int = 200) -> list[Any]:
+    """Rows whose (a, b) is one of `pairs`, as OR-ed equalities in chunks.
+
+    Not `(a, b) IN (VALUES ...)`: SQLite does not use the primary-key index for a
+    row-value IN list and would scan the whole table once per batch.
+    """
+    found: list[Any] = []
+    for i in range(0, len(pairs), chunk):
+        cond = or_(*(and_(a == x, b == y) for x, y in pairs[i:i + chunk]))
+        found.extend(conn.execute(select(*columns).where(cond)).all())
+    return found
+
+
 def _proofs(conn: Connection, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Split genuine proofs into new ones and CONFLICT suspects (same id, other token)."""
     unique: dict[tuple[str, str], dict[str, Any]] = {}
@@ -133,10 +157,8 @@ def _proofs(conn: Connection, rows: list[dict[str, Any]]) -> list[dict[str, Any]
             suspects.append(_conflict(row))
     if unique:
         p = schema.proofs.c
-        stored = conn.execute(
-            select(p.device, p.proof_id, p.token)
-            .where(tuple_(p.device, p.proof_id).in_(list(unique)))
-        ).all()
+        stored = _lookup(conn, (p.device, p.proof_id, p.token), p.device, p.proof_id,
+                         list(unique))
         for device, proof_id, token in stored:
             row = unique.pop((device, proof_id))
             if row["token"] != token:
@@ -170,10 +192,8 @@ def _roll_up(conn: Connection, hits: Sequence[BucketHit]) -> None:
         counts[(h.device, h.day)] = counts.get((h.device, h.day), 0) + h.count
     t = schema.device_days
     last = {
-        (device, day): bucket for device, day, bucket in conn.execute(
-            select(t.c.device, t.c.day, t.c.last_bucket)
-            .where(tuple_(t.c.device, t.c.day).in_(list(slots)))
-        )
+        (device, day): bucket for device, day, bucket in _lookup(
+            conn, (t.c.device, t.c.day, t.c.last_bucket), t.c.device, t.c.day, list(slots))
     }
     rows = []
     for key, seen in slots.items():
