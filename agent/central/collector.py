@@ -22,6 +22,7 @@ from dataclasses import dataclass
 
 import aiomqtt
 from sqlalchemy import Engine
+from sqlalchemy.exc import OperationalError
 from tenacity import AsyncRetrying, retry_if_exception_type, wait_random_exponential
 
 from agent.central import store
@@ -116,10 +117,27 @@ class Collector:
                 hits.extend(parsed.hits)
                 if parsed.problem:
                     log.warning("%s", parsed.problem)
-            await asyncio.to_thread(store.write, self._engine, rows, hits)
+            await self._store(rows, hits)
             self.stored += len(batch)
             for msg in batch:  # only now: the batch is committed
                 ack(client, msg.mid, msg.qos)
+
+    async def _store(self, rows: list[store.Row], hits: list[store.BucketHit]) -> None:
+        """Write one batch, retrying while the database is unreachable.
+
+        Meanwhile nothing is acknowledged, so the broker keeps the messages (and,
+        its in-flight window full, stops sending more): an outage delays, never loses.
+        """
+        delay = 1.0
+        while True:
+            try:
+                await asyncio.to_thread(store.write, self._engine, rows, hits)
+                return
+            except OperationalError as exc:
+                log.warning("database unavailable (%s); retrying in %.0f s",
+                            str(exc).splitlines()[0], delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 60.0)
 
     async def _pruner(self) -> None:
         while True:

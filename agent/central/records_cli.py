@@ -18,6 +18,8 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import Engine
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import OperationalError
 
 from agent.central.acl import DeviceEntry, load_devices
 from agent.central.collector import Collector
@@ -57,10 +59,9 @@ def record_sent(settings: CentralSettings, request: SendRequest, prepared: Prepa
 def preload_board(settings: CentralSettings, board: Board) -> None:
     """`watch` starts full when a database is configured (or the default one exists)."""
     c = settings.collector
-    url = resolve_url(c.db, c.base)
     if c.db is None and not (c.base / DEFAULT_DB_NAME).exists():
         return
-    engine = open_db(url)
+    engine = database(settings)
     try:
         board.preload(load_history(engine), time.monotonic(), int(time.time() * 1000))
     finally:
@@ -91,8 +92,15 @@ def _date(text: str) -> date:
 
 
 def database(settings: CentralSettings) -> Engine:
+    """Open (and migrate) the configured database; ValueError names what failed."""
     c = settings.collector
-    return open_db(resolve_url(c.db, c.base))
+    url = resolve_url(c.db, c.base)
+    try:
+        return open_db(url)
+    except (OperationalError, OSError) as exc:
+        shown = make_url(url).render_as_string(hide_password=True)
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise ValueError(f"database {shown}: {first}") from None
 
 
 def devices_of(settings: CentralSettings) -> list[DeviceEntry]:
