@@ -28,7 +28,7 @@ from tenacity import AsyncRetrying, retry_if_exception_type, wait_random_exponen
 from agent.central import store
 from agent.central.acl import DEVICE_REPORTS
 from agent.central.ingest import IngestContext, parse
-from agent.central.mqtt import ack, device_topic, make_session_client
+from agent.central.mqtt import ack, device_topic, make_client
 from agent.central.retention import RetentionPolicy, prune
 from agent.central.settings import BrokerSettings
 
@@ -83,7 +83,7 @@ class Collector:
 
     async def _session(self) -> None:
         queue: asyncio.Queue[Received] = asyncio.Queue()
-        client = make_session_client(self._broker, self._expiry)
+        client = make_client(self._broker, session_expiry_s=self._expiry)
         async with client:
             await client.subscribe(subscriptions(self._group))
             log.info("collecting from %s as %s (group %s)", self._broker.url,

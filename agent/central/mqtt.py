@@ -34,33 +34,20 @@ def tls_context(broker: BrokerSettings) -> ssl.SSLContext | None:
     return ctx
 
 
-def make_client(broker: BrokerSettings) -> aiomqtt.Client:
-    """A client for one console session (clean start: the console keeps no session)."""
-    return aiomqtt.Client(
-        broker.host,
-        broker.port,
-        username=broker.username,
-        password=broker.password,
-        identifier=broker.client_id,
-        protocol=aiomqtt.ProtocolVersion.V5,
-        clean_start=True,
-        # Set explicitly: aiomqtt 3 defaults it to 0 (off), see TESTING-NOTES.
-        keepalive=broker.keepalive_s,
-        # A TLS rejection otherwise shows only as a long hang.
-        timeout=broker.connect_timeout_s,
-        tls_context=tls_context(broker),
-    )
+def make_client(broker: BrokerSettings, *, session_expiry_s: int | None = None
+                ) -> aiomqtt.Client:
+    """A client for one console session.
 
-
-def make_session_client(broker: BrokerSettings, session_expiry_s: int) -> aiomqtt.Client:
-    """A client with a persistent session and manual PUBACK, for the collector.
-
-    Clean start off and a session expiry: QoS 1 reports published while the
-    collector was down wait in the broker. Manual PUBACK: a report is acknowledged
-    only after it is committed (`ack`), so a killed collector gets it again.
+    Without `session_expiry_s`: clean start, the console keeps no session (send,
+    watch). With it (the collector): clean start off and that session expiry, so QoS
+    1 reports published while the collector was down wait in the broker; and manual
+    PUBACK (`ack`), so a report is acknowledged only after it is committed and a
+    killed collector gets it again.
     """
-    props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
-    props.SessionExpiryInterval = session_expiry_s
+    props = None
+    if session_expiry_s is not None:
+        props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
+        props.SessionExpiryInterval = session_expiry_s
     client = aiomqtt.Client(
         broker.host,
         broker.port,
@@ -68,16 +55,21 @@ def make_session_client(broker: BrokerSettings, session_expiry_s: int) -> aiomqt
         password=broker.password,
         identifier=broker.client_id,
         protocol=aiomqtt.ProtocolVersion.V5,
-        clean_start=False,
+        clean_start=session_expiry_s is None,
         properties=props,
+        # Set explicitly: aiomqtt 3 defaults it to 0 (off), see TESTING-NOTES.
         keepalive=broker.keepalive_s,
+        # A TLS rejection otherwise shows only as a long hang.
         timeout=broker.connect_timeout_s,
         tls_context=tls_context(broker),
-        max_queued_incoming_messages=10000,
+        # The collector's bound: beyond it (only QoS 0 heartbeats can get there, QoS 1
+        # is held by the broker's in-flight window) messages are dropped, not hoarded.
+        max_queued_incoming_messages=10000 if session_expiry_s is not None else None,
     )
-    # Same documented paho switch as agent/link.py; must be set before connecting.
-    inner: paho.Client = client._client
-    inner.manual_ack_set(True)
+    if session_expiry_s is not None:
+        # Same documented paho switch as agent/link.py; must be set before connecting.
+        inner: paho.Client = client._client
+        inner.manual_ack_set(True)
     return client
 
 
