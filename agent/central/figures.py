@@ -114,6 +114,7 @@ class Report:
     not_played: list[NotPlayed]
     alerts: list[AlertReach]
     per_day: dict[date, Tally]  # for the charts, whatever `by` is
+    groups: dict[str, tuple[str, ...]] = field(default_factory=dict)  # device -> its groups
 
 
 def _bounds(start: date, end: date, tz: ZoneInfo) -> tuple[int, int]:
@@ -220,7 +221,7 @@ def compute(engine: Engine, devices: Sequence[DeviceEntry], start: date, end: da
         _merge(per_day[day], atom)
     not_played.sort(key=lambda n: (n.device, n.at_ms, n.subject))
     return Report(by, start, end, tz, dict(sorted(rows.items())), not_played, alerts,
-                  dict(sorted(per_day.items())))
+                  dict(sorted(per_day.items())), groups)
 
 
 def _merge(into: Tally, atom: Tally) -> None:

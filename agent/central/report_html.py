@@ -72,8 +72,9 @@ def render_html(report: Report) -> str:
         generated=datetime.now(UTC).astimezone(tz).strftime("%Y-%m-%d %H:%M"),
         chart_outcomes=chart_outcomes, chart_online=chart_online, by_label=by_label,
         headers=headers, rows=rows, bad_cols={8, 16, 17}, alerts=alerts,
-        not_played=[(n.device, n.subject, _local(n.at_ms, tz), _status(n.status),
-                     n.reason or "") for n in listed],
+        # The most specific group (the commune, by convention last): who acts on it.
+        not_played=[(n.device, (report.groups.get(n.device) or ("",))[-1], n.subject,
+                     _local(n.at_ms, tz), _status(n.status), n.reason or "") for n in listed],
         truncated=len(report.not_played) > len(listed),
     )
 

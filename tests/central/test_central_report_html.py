@@ -52,7 +52,9 @@ def test_html_report_in_vietnamese_opens_in_chromium_with_its_charts(tmp_path: P
     html = out.read_text(encoding="utf-8")
     assert "Báo cáo hiệu quả phát thanh cơ sở" in html
     assert "Những gì chưa được phát" in html
-    assert "thiết bị mất kết nối" in html  # dev-0005's offline days, in the list
+    # dev-0005's offline days, in the list with its commune.
+    assert "<td>dev-0005</td><td>vn-48-490-20194</td><td>morning</td><td>2026-11-10 05:30</td>" \
+        "<td>thiết bị mất kết nối</td>" in html
     # Self-contained: nothing to fetch, no script.
     for needle in ("http://", "https://", "<script", "<link", "src="):
         assert needle not in html.replace('xmlns="http://www.w3.org/2000/svg"', "")
