@@ -17,7 +17,7 @@ from support.records import CollectorProc, poll, proof_record, signed_proof
 from agent.central import schema
 from agent.central.store import open_db
 
-BURST = 600
+BURST = 1000
 
 
 @pytest.mark.anyio
