@@ -45,8 +45,13 @@ def audience(cmd: SentCommand, devices: Sequence[DeviceEntry]) -> list[str]:
 
 
 def expected_occurrences(commands: Iterable[SentCommand], devices: Sequence[DeviceEntry],
-                         tz: ZoneInfo, start_ms: int, end_ms: int) -> list[Expected]:
-    """Every occurrence in [start_ms, end_ms) each device should have answered."""
+                         tz: ZoneInfo, start_ms: int, end_ms: int,
+                         refused: frozenset[tuple[str, str]] = frozenset()) -> list[Expected]:
+    """Every occurrence in [start_ms, end_ms) each device should have answered.
+
+    `refused` holds (device, jti) of schedules a device acked `rejected` or `stale`:
+    that device kept its previous schedule.
+    """
     per_device: dict[str, list[tuple[SentCommand, ScheduleSet]]] = {}
     for cmd in commands:
         if cmd.cmd != "schedule.set":
@@ -55,6 +60,8 @@ def expected_occurrences(commands: Iterable[SentCommand], devices: Sequence[Devi
         if sched is None:
             continue
         for device in audience(cmd, devices):
+            if (device, cmd.jti) in refused:
+                continue
             per_device.setdefault(device, []).append((cmd, sched))
     cache: dict[tuple[str, int, int], list[tuple[str, int, int]]] = {}
     out: list[Expected] = []

@@ -173,7 +173,11 @@ def compute(engine: Engine, devices: Sequence[DeviceEntry], start: date, end: da
         ):
             atoms[(device, day)].hb_slots += slots
         commands = load_commands(engine, ("schedule.set", "alert.start"), hi)
-        expected = expected_occurrences(commands, devices, tz, lo, hi)
+        a = schema.acks.c
+        refused = frozenset((device, jti) for device, jti in conn.execute(
+            select(a.device, a.jti).where(a.cmd == "schedule.set",
+                                          a.status.in_(("rejected", "stale")))))
+        expected = expected_occurrences(commands, devices, tz, lo, hi, refused)
         missing = [e for e in expected if (e.device, e.item_id, e.at_ms) not in played_keys]
         beats = _heartbeats(conn, {m.device for m in missing}, lo, hi, heartbeat_s)
         for e in expected:
@@ -259,7 +263,7 @@ def _heartbeats(conn: Connection, devices: set[str], lo: int, hi: int,
 def _alerts(conn: Connection, sent: Sequence[SentCommand], devices: Sequence[DeviceEntry]
             ) -> list[AlertReach]:
     a, p = schema.acks.c, schema.proofs.c
-    out = []
+    out: list[AlertReach] = []
     for cmd in sent:
         alert_id = cmd.args.get("alert_id")
         if not isinstance(alert_id, str):
