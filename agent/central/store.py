@@ -27,6 +27,7 @@ from sqlalchemy import (
     event,
     or_,
     select,
+    tuple_,
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
@@ -132,11 +133,14 @@ _TABLES: dict[str, Table] = {
 
 def _lookup(conn: Connection, columns: Sequence[Any], a: Any, b: Any,
             pairs: Sequence[tuple[Any, Any]], chunk: int = 200) -> list[Any]:
-    """Rows whose (a, b) is one of `pairs`, as OR-ed equalities in chunks.
+    """Rows whose (a, b) is one of `pairs`.
 
-    Not `(a, b) IN (VALUES ...)`: SQLite does not use the primary-key index for a
-    row-value IN list and would scan the whole table once per batch.
+    On SQLite as OR-ed equalities in chunks, not `(a, b) IN (VALUES ...)`: SQLite does
+    not use the primary-key index for a row-value IN list and would scan the whole
+    table once per batch. PostgreSQL plans the row-value IN list well.
     """
+    if conn.dialect.name == "postgresql":
+        return list(conn.execute(select(*columns).where(tuple_(a, b).in_(list(pairs)))).all())
     found: list[Any] = []
     for i in range(0, len(pairs), chunk):
         cond = or_(*(and_(a == x, b == y) for x, y in pairs[i:i + chunk]))
