@@ -1,6 +1,7 @@
 """The collector against a real Mosquitto: forged, unknown-device and replayed proofs
 are kept apart and never counted; two collectors of one share group split the
-reports without losing or doubling any; `send --db` records what it signed."""
+reports without losing or doubling any; a database outage loses nothing; `send --db`
+records what it signed."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import Engine, func, select
+from support import postgres as pg
 from support.broker import DEFAULT_DEVICES, DeviceEntry, mqtt_client
 from support.central import Console, make_console
 from support.records import REPO, poll, proof_record, signed_proof
@@ -29,7 +31,7 @@ from agent.central.ingest import IngestContext
 from agent.central.proofs import enrolled_keys
 from agent.central.retention import RetentionPolicy
 from agent.central.settings import BrokerSettings
-from agent.central.store import open_db
+from agent.central.store import open_db, resolve_url
 
 pytestmark = [pytest.mark.anyio, pytest.mark.timeout(120)]
 TZ = ZoneInfo("Asia/Ho_Chi_Minh")
@@ -146,3 +148,30 @@ async def test_send_with_db_records_who_what_to_whom_when(
         jti, "alert.start", "group", "vn-48", "vn-48-emergency", "vn-48")
     assert row.operator and '"alert_id": "flood-9"' in row.args
     assert abs(row.issued_ms / 1000 - datetime.now(UTC).timestamp()) < 120
+
+
+async def test_database_outage_delays_but_loses_nothing(
+    broker: Any, console: Console, caplog: pytest.LogCaptureFixture
+) -> None:
+    key = console.device_keys["dev-0001"]
+    base = datetime(2026, 11, 1, tzinfo=UTC)
+    tokens = [signed_proof(key, "dev-0001", proof_record(f"p-{i}", scheduled=base + timedelta(
+        hours=i))) for i in range(60)]
+    with pg.cluster() as db:
+        engine = open_db(resolve_url(db.url, Path(".")))
+        async with running(console, engine), mqtt_client(broker, "dev-0001") as dev:
+            for token in tokens[:30]:
+                await dev.publish("tcs/v1/dev/dev-0001/proof", token, qos=1)
+            await asyncio.to_thread(poll, "first half stored",
+                                    lambda: _count(engine, schema.proofs), lambda n: n == 30)
+            await asyncio.to_thread(db.stop)
+            for token in tokens[30:]:
+                await dev.publish("tcs/v1/dev/dev-0001/proof", token, qos=1)
+            await asyncio.to_thread(poll, "the collector noticed the outage",
+                                    lambda: caplog.text,
+                                    lambda t: "database unavailable" in t)
+            await asyncio.to_thread(db.start)
+            await asyncio.to_thread(poll, "every proof stored after the outage",
+                                    lambda: _count(engine, schema.proofs),
+                                    lambda n: n == 60, 120)
+        engine.dispose()

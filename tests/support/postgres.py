@@ -38,28 +38,51 @@ def _as_user(args: list[str]) -> list[str]:
     return ["runuser", "-u", USER, "--", *args] if os.geteuid() == 0 else args
 
 
+class Cluster:
+    """A running private cluster; `stop()` / `start()` simulate a database outage."""
+
+    def __init__(self, top: Path, user: str, port: int) -> None:
+        self.top, self.data, self.user, self.port = top, top / "data", user, port
+        self.url = f"postgresql://{user}@127.0.0.1:{port}/postgres"
+
+    def init(self) -> None:
+        subprocess.run(_as_user([str(BIN / "initdb"), "-D", str(self.data), "-A", "trust",
+                                 "-U", self.user, "-E", "UTF8", "--no-sync"]),
+                       check=True, capture_output=True, timeout=120)
+
+    def start(self) -> None:
+        subprocess.run(_as_user([
+            str(BIN / "pg_ctl"), "-D", str(self.data), "-l", str(self.top / "log"), "-w",
+            "-t", "60", "-o",
+            f"-p {self.port} -k {self.top} -c listen_addresses=127.0.0.1 -c fsync=on",
+            "start"]), check=True, capture_output=True, timeout=120)
+
+    def stop(self) -> None:
+        subprocess.run(_as_user([str(BIN / "pg_ctl"), "-D", str(self.data), "-m", "immediate",
+                                 "-w", "stop"]), capture_output=True, timeout=60, check=False)
+
+
 @contextmanager
-def postgres_cluster() -> Iterator[str]:
+def cluster() -> Iterator[Cluster]:
     if not available():
         raise RuntimeError(f"{BIN}/initdb not found: install Debian's postgresql "
                            "(scripts/setup.sh)")
     top = Path(tempfile.mkdtemp(prefix="tcs-pg-"))
-    data = top / "data"
     user = USER if os.geteuid() == 0 else pwd.getpwuid(os.geteuid()).pw_name
     if os.geteuid() == 0:
         pw = pwd.getpwnam(USER)
         os.chown(top, pw.pw_uid, pw.pw_gid)
-    port = _free_port()
+    c = Cluster(top, user, _free_port())
     try:
-        subprocess.run(_as_user([str(BIN / "initdb"), "-D", str(data), "-A", "trust", "-U",
-                                 user, "-E", "UTF8", "--no-sync"]),
-                       check=True, capture_output=True, timeout=120)
-        subprocess.run(_as_user([
-            str(BIN / "pg_ctl"), "-D", str(data), "-l", str(top / "log"), "-w", "-t", "60",
-            "-o", f"-p {port} -k {top} -c listen_addresses=127.0.0.1 -c fsync=on",
-            "start"]), check=True, capture_output=True, timeout=120)
-        yield f"postgresql://{user}@127.0.0.1:{port}/postgres"
+        c.init()
+        c.start()
+        yield c
     finally:
-        subprocess.run(_as_user([str(BIN / "pg_ctl"), "-D", str(data), "-m", "immediate",
-                                 "-w", "stop"]), capture_output=True, timeout=60, check=False)
+        c.stop()
         shutil.rmtree(top, ignore_errors=True)
+
+
+@contextmanager
+def postgres_cluster() -> Iterator[str]:
+    with cluster() as c:
+        yield c.url
