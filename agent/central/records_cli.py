@@ -61,7 +61,11 @@ def preload_board(settings: CentralSettings, board: Board) -> None:
     c = settings.collector
     if c.db is None and not (c.base / DEFAULT_DB_NAME).exists():
         return
-    engine = database(settings)
+    try:
+        engine = database(settings)
+    except ValueError as exc:  # the live view still works without its history
+        sys.stderr.write(f"warning: no history: {exc}\n")
+        return
     try:
         board.preload(load_history(engine), time.monotonic(), int(time.time() * 1000))
     finally:
