@@ -168,6 +168,16 @@ def compute(engine: Engine, devices: Sequence[DeviceEntry], start: date, end: da
             select(s.device, s.received_ms).where(s.received_ms >= lo, s.received_ms < hi)
         ):
             atoms[(device, _day(received, tz))].forged += 1
+        pdays = schema.proof_days.c
+        # Days whose proofs were rolled up by retention (their raw rows are gone, so
+        # nothing is counted twice): counts and played time, no offsets or reasons.
+        for device, day, outcome, count, played in conn.execute(
+            select(pdays.device, pdays.day, pdays.outcome, pdays.count, pdays.played_ms)
+            .where(pdays.day >= start, pdays.day <= end)
+        ):
+            t = atoms[(device, day)]
+            _add(t.outcomes, outcome, count)
+            t.played_ms += played
         for device, day, slots in conn.execute(
             select(dd.device, dd.day, dd.hb_buckets).where(dd.day >= start, dd.day <= end)
         ):

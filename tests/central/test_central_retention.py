@@ -13,6 +13,8 @@ from support.records import proof_record, signed_proof
 
 from agent import jws
 from agent.central import schema, store
+from agent.central.acl import DeviceEntry
+from agent.central.figures import compute
 from agent.central.ingest import IngestContext, parse
 from agent.central.retention import RetentionPolicy, prune
 from agent.reports import dumps
@@ -57,3 +59,9 @@ def test_old_heartbeats_and_proofs_roll_up_then_go(tmp_path: Path) -> None:
     assert prune(engine, RetentionPolicy(raw_days=14, keep_days=30, tz=TZ), now) == {}
     with engine.connect() as conn:
         assert conn.execute(select(func.sum(schema.proof_days.c.count))).scalar_one() == 30
+    # A report over the whole span still counts every proof: 30 rolled up, 30 raw.
+    report = compute(engine, [DeviceEntry("dev-0001")], date(2026, 1, 1), date(2026, 3, 1),
+                     TZ, "device", 60)
+    tally = report.rows["dev-0001"]
+    assert (tally.proofs, tally.played_ms) == (60, 600_000)
+    assert len(tally.offsets_ms) == 30  # start offsets only survive in the raw proofs
