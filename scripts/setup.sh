@@ -16,6 +16,8 @@ APT_PACKAGES=(
   socat                                   # tests: pty pairs standing in for serial modems
   fonts-dejavu-core fonts-noto-core       # boards: fonts with every Vietnamese diacritic
   openssl ca-certificates
+  debootstrap                             # tests: a Debian 12 root to run scripts/install.sh in
+  shellcheck                              # tests: the shell scripts stay shellcheck clean
 )
 
 missing=()
