@@ -76,8 +76,15 @@ def _check_storage_dir(folder: Path) -> None:
     `ls` and `verify` only look: a mistyped path must be reported, not created and
     then shown as an empty cache.
     """
-    if not folder.exists():
-        raise UsageError(f"{folder} does not exist (is it the [storage] dir?)")
+    try:
+        folder.stat()
+    except FileNotFoundError:
+        raise UsageError(f"{folder} does not exist (is it the [storage] dir?)") from None
+    except PermissionError:
+        raise UsageError(f"{folder} is not readable by this user (try sudo, or -u tcs-agent)"
+                         ) from None
+    except OSError as exc:  # e.g. a path through a file: ENOTDIR
+        raise UsageError(f"{folder}: {exc.strerror or exc}") from None
     if not folder.is_dir():
         raise UsageError(f"{folder} is not a folder")
     if not os.access(folder, os.R_OK | os.X_OK):
