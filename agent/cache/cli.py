@@ -22,6 +22,7 @@ from agent.cache.digest import is_sha256
 from agent.cache.download import Downloader, FetchError, default_client, local_path
 from agent.cache.progress import ProgressPrinter
 from agent.cache.store import MediaCache, PartialInfo
+from agent.i18n import _
 
 MiB = 1 << 20
 
@@ -76,22 +77,24 @@ def _check_storage_dir(folder: Path) -> None:
     `ls` and `verify` only look: a mistyped path must be reported, not created and
     then shown as an empty cache.
     """
+    unreadable = _("{folder} is not readable by this user (try sudo, or -u tcs-agent)")
     try:
         folder.stat()
     except FileNotFoundError:
-        raise UsageError(f"{folder} does not exist (is it the [storage] dir?)") from None
+        raise UsageError(
+            _("{folder} does not exist (is it the [storage] dir?)").format(folder=folder)
+        ) from None
     except PermissionError:
-        raise UsageError(f"{folder} is not readable by this user (try sudo, or -u tcs-agent)"
-                         ) from None
+        raise UsageError(unreadable.format(folder=folder)) from None
     except OSError as exc:  # e.g. a path through a file: ENOTDIR
         raise UsageError(f"{folder}: {exc.strerror or exc}") from None
     if not folder.is_dir():
-        raise UsageError(f"{folder} is not a folder")
+        raise UsageError(_("{folder} is not a folder").format(folder=folder))
     if not os.access(folder, os.R_OK | os.X_OK):
-        raise UsageError(f"{folder} is not readable by this user (try sudo, or -u tcs-agent)")
+        raise UsageError(unreadable.format(folder=folder))
     cache = folder / "cache"
     if cache.exists() and not os.access(cache, os.R_OK | os.X_OK):
-        raise UsageError(f"{cache} is not readable by this user (try sudo, or -u tcs-agent)")
+        raise UsageError(unreadable.format(folder=cache))
 
 
 def _open_cache(s: CacheSettings, *, create: bool = True) -> MediaCache:

@@ -165,6 +165,12 @@ def test_install_twice_refuse_example_keys_then_uninstall(root: Path) -> None:
     assert wants.is_symlink()
     assert skeleton.read_text() == good and key.read_bytes() == identity
 
+    # The wheel ships the compiled translations: a Vietnamese technician reads Vietnamese.
+    vi = subprocess.run(["chroot", str(root), "env", "-i", "LANG=vi_VN.UTF-8",
+                         "/usr/local/bin/tcs-agent", "--help"],
+                        capture_output=True, text=True, encoding="utf-8", check=False)
+    assert "in khóa công khai" in vi.stdout, vi.stdout + vi.stderr
+
     # 4. Once more: nothing changes.
     before = sorted(str(p.relative_to(root)) for p in (opt, etc, state) for p in p.rglob("*"))
     fourth = _run(root, "--bundle", "/bundle", "--no-apt")
