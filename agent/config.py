@@ -904,6 +904,13 @@ def _toml_problem(file: str, text: str, error: tomllib.TOMLDecodeError) -> str:
 # ------------------------------------------------------------------------ public API
 
 
+def _parse_toml(text: str, file: str) -> dict[str, Any]:
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError([_toml_problem(file, text, e)]) from None
+
+
 def parse_config(text: str, source: Path, *, require_device_key: bool = True) -> Config:
     """Validate configuration `text` read from `source`; raise ConfigError listing every problem.
 
@@ -913,10 +920,7 @@ def parse_config(text: str, source: Path, *, require_device_key: bool = True) ->
     """
     file = str(source)
     problems = _Problems(file)
-    try:
-        doc = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as e:
-        raise ConfigError([_toml_problem(file, text, e)]) from None
+    doc = _parse_toml(text, file)
     # Lexically normalised ("a/../b" -> "b") so messages and logs show clean paths.
     base = Path(os.path.abspath(source.parent))
 
@@ -979,12 +983,8 @@ def load_device(path: Path) -> DeviceConfig:
     certificate is issued for it afterwards), so the broker's files, the trust keys
     and the rest need not be ready yet. The key file itself may be missing.
     """
-    text = _read_text(path)
     file = str(path)
-    try:
-        doc = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as e:
-        raise ConfigError([_toml_problem(file, text, e)]) from None
+    doc = _parse_toml(_read_text(path), file)
     problems = _Problems(file)
     table = _section(doc, "device", problems)
     table.check_unknown()
