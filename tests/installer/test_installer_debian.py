@@ -16,6 +16,7 @@ import shutil
 import stat
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -102,7 +103,7 @@ def bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture
-def root(tmp_path: Path, bundle: Path) -> Path:
+def root(tmp_path: Path, bundle: Path) -> Iterator[Path]:
     try:
         r = fresh_root(tmp_path / "root", [*_apt_packages(), *EXTRA_PACKAGES])
     except RootUnavailable as exc:
@@ -112,7 +113,8 @@ def root(tmp_path: Path, bundle: Path) -> Path:
     for name in SHIPPED:
         (shutil.copytree if (REPO / name).is_dir() else shutil.copy2)(REPO / name, src / name)
     shutil.copytree(bundle, r / "bundle")
-    return r
+    yield r
+    shutil.rmtree(r)  # ~1 GB; pytest would keep it with the last runs' tmp folders
 
 
 def test_install_twice_refuse_example_keys_then_uninstall(root: Path) -> None:
