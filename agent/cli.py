@@ -113,7 +113,7 @@ def register_cache(sub: SubParsers, common: argparse.ArgumentParser) -> None:
 
 
 def _registrars() -> list[Callable[[SubParsers, argparse.ArgumentParser], None]]:
-    from agent import audiodevices, identity, logs
+    from agent import audiodevices, identity, logs, update
 
     return [
         register_run,
@@ -122,6 +122,7 @@ def _registrars() -> list[Callable[[SubParsers, argparse.ArgumentParser], None]]
         register_cache,
         audiodevices.register,  # audio devices
         logs.register,
+        update.register,  # update install | confirm | rollback
     ]
 
 

@@ -15,7 +15,6 @@ import os
 import shutil
 import stat
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -91,15 +90,6 @@ dir = "/var/lib/tcs-agent"
 [audio]
 output = "none"
 """
-
-
-@pytest.fixture(scope="module")
-def bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("bundle")
-    env = {**os.environ, "PYTHON": sys.executable}
-    subprocess.run(["bash", str(REPO / "scripts" / "build-bundle.sh"), str(out)], env=env,
-                   check=True, capture_output=True, timeout=900)
-    return out
 
 
 @pytest.fixture
