@@ -92,3 +92,12 @@ def test_translations_keep_every_placeholder() -> None:
         if message.id and message.string:
             assert sorted(fields.findall(str(message.id))) == sorted(
                 fields.findall(str(message.string))), message.id
+
+
+def test_no_fuzzy_entries() -> None:
+    """A fuzzy entry is a guess waiting for review; compiling skips it (English shows)."""
+    from babel.messages.pofile import read_po
+
+    with PO.open("rb") as f:
+        catalog = read_po(f)
+    assert [m.id for m in catalog if m.id and m.fuzzy] == []
