@@ -251,6 +251,11 @@ _KEYS: Final[Mapping[str, tuple[str, ...]]] = {
 _REQUIRED_SECTIONS: Final = ("device", "broker", "trust", "storage")
 
 
+def known_keys() -> Mapping[str, tuple[str, ...]]:
+    """Every section and its keys (for `tcs-agent config get`'s did-you-mean)."""
+    return _KEYS
+
+
 # ------------------------------------------------- problem collection and typed reads
 
 

@@ -12,6 +12,7 @@ VALUE is read as TOML when it is a TOML value (`60`, `true`, `["vn-48", "vn-48-4
 from __future__ import annotations
 
 import argparse
+import difflib
 import os
 import re
 import sys
@@ -21,7 +22,7 @@ from typing import Any
 import tomlkit
 from tomlkit.exceptions import ParseError, TOMLKitError
 
-from agent.config import ConfigError, parse_config
+from agent.config import ConfigError, known_keys, parse_config
 from agent.fsutil import atomic_write
 from agent.i18n import _
 
@@ -71,8 +72,22 @@ def _table(doc: tomlkit.TOMLDocument, section: str, index: int | None, *, create
     return table
 
 
+def _check_known(section: str, name: str) -> None:
+    keys = known_keys()
+    if section not in keys:
+        close = difflib.get_close_matches(section, list(keys), n=1, cutoff=0.6)
+        hint = _(" (did you mean {name!r}?)").format(name=close[0]) if close else ""
+        raise EditError(_("unknown section [{section}]{hint}").format(section=section, hint=hint))
+    if name not in keys[section]:
+        close = difflib.get_close_matches(name, keys[section], n=1, cutoff=0.6)
+        hint = _(" (did you mean {name!r}?)").format(name=close[0]) if close else ""
+        raise EditError(_("unknown key {section}.{name}{hint}").format(
+            section=section, name=name, hint=hint))
+
+
 def get_value(path: Path, key: str) -> str:
     section, index, name = _split(key)
+    _check_known(section, name)
     table = _table(_read(path), section, index, create=False)
     if name not in table:
         raise EditError(_("{key} is not set in {path} (the default applies)").format(

@@ -192,6 +192,8 @@ def test_config_set_validates_keeps_comments_and_mode(tmp_path: Path) -> None:
     assert cfg.stat().st_mode & 0o777 == 0o640
     got = run_cli("config", "get", "report.heartbeat_s", "-c", str(cfg))
     assert got.stdout.strip() == "30"
+    unknown = run_cli("config", "get", "device.timezon", "-c", str(cfg))
+    assert unknown.returncode == 1 and "did you mean 'timezone'" in unknown.stderr
     zone = run_cli("config", "get", "device.timezone", "-c", str(cfg))
     assert zone.stdout.strip() == "Asia/Ho_Chi_Minh"
     groups = run_cli("config", "set", "device.groups", '["vn-48", "vn-48-491"]', "-c", str(cfg))
