@@ -26,13 +26,14 @@ from datetime import date, datetime, time
 from pathlib import Path
 from typing import Any, Final, Literal, TypeVar, cast
 from urllib.parse import urlsplit
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from cryptography import x509
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from agent import tzhint
 from agent.hosts import is_loopback
 from agent.jws import decode_public_key
 from agent.model import COMMAND_NAMES
@@ -248,6 +249,11 @@ _KEYS: Final[Mapping[str, tuple[str, ...]]] = {
     "alerts": ("play_cap_test", "play_cap_exercise", "language"),
 }
 _REQUIRED_SECTIONS: Final = ("device", "broker", "trust", "storage")
+
+
+def known_keys() -> Mapping[str, tuple[str, ...]]:
+    """Every section and its keys (for `tcs-agent config get`'s did-you-mean)."""
+    return _KEYS
 
 
 # ------------------------------------------------- problem collection and typed reads
@@ -531,11 +537,15 @@ def _device(t: _Table, base: Path) -> DeviceConfig:
 
 def _zone(t: _Table, name: str) -> ZoneInfo:
     try:
-        return ZoneInfo(name)
+        zone = ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError):
-        hint = _hint(name, available_timezones()) if t.has("timezone") else ""
-        t.bad("timezone", f"unknown time zone {name!r}{hint}")
+        # agent.tzhint: suggestions never move the clock (Hanoi is not Yangon).
+        t.bad("timezone", tzhint.unknown_zone_problem(name))
         return ZoneInfo("UTC")
+    inverted = tzhint.inverted_sign_problem(name)
+    if inverted:
+        t.bad("timezone", inverted)
+    return zone
 
 
 def _broker_url(t: _Table) -> tuple[str, Scheme, str, int]:
@@ -899,6 +909,13 @@ def _toml_problem(file: str, text: str, error: tomllib.TOMLDecodeError) -> str:
 # ------------------------------------------------------------------------ public API
 
 
+def _parse_toml(text: str, file: str) -> dict[str, Any]:
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError([_toml_problem(file, text, e)]) from None
+
+
 def parse_config(text: str, source: Path, *, require_device_key: bool = True) -> Config:
     """Validate configuration `text` read from `source`; raise ConfigError listing every problem.
 
@@ -908,10 +925,7 @@ def parse_config(text: str, source: Path, *, require_device_key: bool = True) ->
     """
     file = str(source)
     problems = _Problems(file)
-    try:
-        doc = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as e:
-        raise ConfigError([_toml_problem(file, text, e)]) from None
+    doc = _parse_toml(text, file)
     # Lexically normalised ("a/../b" -> "b") so messages and logs show clean paths.
     base = Path(os.path.abspath(source.parent))
 
@@ -944,8 +958,7 @@ def parse_config(text: str, source: Path, *, require_device_key: bool = True) ->
     return config
 
 
-def load_config(path: Path, *, require_device_key: bool = True) -> Config:
-    """Read and validate the configuration file at `path` (see parse_config)."""
+def _read_text(path: Path) -> str:
     try:
         raw = path.read_bytes()
     except FileNotFoundError:
@@ -956,12 +969,34 @@ def load_config(path: Path, *, require_device_key: bool = True) -> Config:
         raise ConfigError([f"{path}: cannot be read: {e.strerror or e}"]) from None
     try:
         # utf-8-sig: a file saved by a Windows editor starts with a BOM.
-        text = raw.decode("utf-8-sig")
+        return raw.decode("utf-8-sig")
     except UnicodeDecodeError as e:
         line = raw[: e.start].count(b"\n") + 1
         column = e.start - raw.rfind(b"\n", 0, e.start)
         raise ConfigError([f"{path}:{line}: not UTF-8 text (column {column})"]) from None
-    return parse_config(text, path, require_device_key=require_device_key)
+
+
+def load_config(path: Path, *, require_device_key: bool = True) -> Config:
+    """Read and validate the configuration file at `path` (see parse_config)."""
+    return parse_config(_read_text(path), path, require_device_key=require_device_key)
+
+
+def load_device(path: Path) -> DeviceConfig:
+    """Only the `[device]` section of the file at `path`, validated; ConfigError otherwise.
+
+    For `tcs-agent enroll` and `id`: the device key comes first (with mTLS the broker
+    certificate is issued for it afterwards), so the broker's files, the trust keys
+    and the rest need not be ready yet. The key file itself may be missing.
+    """
+    file = str(path)
+    doc = _parse_toml(_read_text(path), file)
+    problems = _Problems(file)
+    table = _section(doc, "device", problems)
+    table.check_unknown()
+    device = _device(table, Path(os.path.abspath(path.parent)))
+    if problems.items:
+        raise ConfigError(problems.items)
+    return device
 
 
 def format_problems(problems: Iterable[str]) -> str:

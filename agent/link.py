@@ -117,6 +117,7 @@ class Link:
     ) -> None:
         self._s = settings
         self._clock_trusted = clock_trusted
+        self._untrusted_logged = False
         self._subscriptions = tuple(subscriptions)
         self._announcement = announcement
         self._on_message = on_message
@@ -130,21 +131,33 @@ class Link:
 
     async def run(self) -> None:
         """Connect, serve, reconnect; returns only when cancelled."""
-        while True:
-            retrying = AsyncRetrying(
-                wait=wait_random_exponential(multiplier=1, max=BACKOFF_CAP_S),
-                retry=retry_if_exception_type(_ConnectFailed),
-                before_sleep=lambda rs: log.warning(
-                    "broker unreachable (%s); retry %d",
-                    rs.outcome.exception() if rs.outcome else "?",
-                    rs.attempt_number,
-                ),
-                reraise=True,
-            )
-            await retrying(self._session)
-            # A session that was up and then dropped: the back-off starts again from
-            # 1 s, but never at 0 s, so a fleet does not reconnect in one burst.
-            await asyncio.sleep(random.uniform(0.0, 1.0))
+        try:
+            while True:
+                retrying = AsyncRetrying(
+                    wait=wait_random_exponential(multiplier=1, max=BACKOFF_CAP_S),
+                    retry=retry_if_exception_type(_ConnectFailed),
+                    before_sleep=self._log_retry,
+                    reraise=True,
+                )
+                await retrying(self._session)
+                # A session that was up and then dropped: the back-off starts again from
+                # 1 s, but never at 0 s, so a fleet does not reconnect in one burst.
+                await asyncio.sleep(random.uniform(0.0, 1.0))
+        except asyncio.CancelledError:
+            log.info("link to %s:%d stopped", self._s.host, self._s.port)
+            raise
+
+    def _log_retry(self, rs: Any) -> None:
+        # The technician reading the journal needs where, why and when next.
+        delay = rs.next_action.sleep if rs.next_action is not None else 0.0
+        log.warning(
+            "broker %s:%d unreachable (%s); attempt %d failed, next in %.1f s",
+            self._s.host,
+            self._s.port,
+            rs.outcome.exception() if rs.outcome else "?",
+            rs.attempt_number,
+            delay,
+        )
 
     async def publish(
         self, topic: str, payload: bytes, *, qos: int = 1, retain: bool = False
@@ -173,8 +186,13 @@ class Link:
 
     def _tls_context(self) -> ssl.SSLContext | None:
         trusted = self._clock_trusted()
-        if self._s.tls and not trusted:
-            log.warning("wall clock not trusted: broker certificate dates are not checked")
+        # Said once when it starts and once when it ends, not at every retry.
+        if self._s.tls and trusted == self._untrusted_logged:
+            if trusted:
+                log.info("wall clock trusted again: broker certificate dates are checked")
+            else:
+                log.warning("wall clock not trusted: broker certificate dates are not checked")
+            self._untrusted_logged = not trusted
         return tls_context(self._s, check_time=trusted)
 
     def _make_client(self) -> aiomqtt.Client:

@@ -43,8 +43,10 @@ def say(text: str) -> None:
     print(f"\n\033[1m== {text}\033[0m" if sys.stdout.isatty() else f"\n== {text}", flush=True)
 
 
-def run(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    out = subprocess.run(list(args), capture_output=True, text=True, cwd=REPO)
+def run(
+    *args: str, check: bool = True, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    out = subprocess.run(list(args), capture_output=True, text=True, cwd=REPO, env=env)
     text = (out.stdout + out.stderr).rstrip()
     if text:
         print("   " + text.replace("\n", "\n   "), flush=True)
@@ -131,7 +133,9 @@ trust = "always"
 """
         )
         enrolled = run(str(BIN / "tcs-agent"), "enroll", "-c", str(cfg))
-        run(str(BIN / "tcs-agent"), "config", "check", str(cfg))
+        # In the agent's environment: config check also opens the audio output it names.
+        run(str(BIN / "tcs-agent"), "config", "check", str(cfg),
+            env=pulse.full_env() if pulse is not None else None)
         devices_block = enrolled.stdout[enrolled.stdout.index("[[device]]") :]
         (work / "devices.toml").write_text(devices_block)
         central = work / "central.toml"

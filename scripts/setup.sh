@@ -18,6 +18,8 @@ APT_PACKAGES=(
   chromium                                # tests: the HTML report opened headless, screenshot checked
   fonts-dejavu-core fonts-noto-core       # boards: fonts with every Vietnamese diacritic
   openssl ca-certificates
+  debootstrap                             # tests: a Debian 12 root to run scripts/install.sh in
+  shellcheck                              # tests: the shell scripts stay shellcheck clean
 )
 
 missing=()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
 import time
 from dataclasses import dataclass
@@ -21,6 +22,7 @@ from agent.cache.digest import is_sha256
 from agent.cache.download import Downloader, FetchError, default_client, local_path
 from agent.cache.progress import ProgressPrinter
 from agent.cache.store import MediaCache, PartialInfo
+from agent.i18n import _
 
 MiB = 1 << 20
 
@@ -69,9 +71,38 @@ def _emit(level: str, code: str, detail: str) -> None:
     print(f"{level}: {code}: {detail}", file=sys.stderr)
 
 
-def _open_cache(s: CacheSettings) -> MediaCache:
+def _check_storage_dir(folder: Path) -> None:
+    """A clear UsageError for a storage folder that is missing, a file, or unreadable.
+
+    `ls` and `verify` only look: a mistyped path must be reported, not created and
+    then shown as an empty cache.
+    """
+    unreadable = _("{folder} is not readable by this user (try sudo, or -u tcs-agent)")
+    try:
+        folder.stat()
+    except FileNotFoundError:
+        raise UsageError(
+            _("{folder} does not exist (is it the [storage] dir?)").format(folder=folder)
+        ) from None
+    except PermissionError:
+        raise UsageError(unreadable.format(folder=folder)) from None
+    except OSError as exc:  # e.g. a path through a file: ENOTDIR
+        raise UsageError(f"{folder}: {exc.strerror or exc}") from None
+    if not folder.is_dir():
+        raise UsageError(_("{folder} is not a folder").format(folder=folder))
+    if not os.access(folder, os.R_OK | os.X_OK):
+        raise UsageError(unreadable.format(folder=folder))
+    cache = folder / "cache"
+    if cache.exists() and not os.access(cache, os.R_OK | os.X_OK):
+        raise UsageError(unreadable.format(folder=cache))
+
+
+def _open_cache(s: CacheSettings, *, create: bool = True) -> MediaCache:
+    if not create:
+        _check_storage_dir(s.dir)
     cache = MediaCache(s.dir / "cache", s.quota_mb * MiB, emit_event=_emit)
-    cache.ensure_dirs()
+    if create:
+        cache.ensure_dirs()
     cache.load_pins()  # so a fetch from here never evicts what the agent needs
     return cache
 
@@ -85,7 +116,7 @@ def _mb(n: int) -> str:
 
 def cmd_ls(args: argparse.Namespace) -> int:
     s = _settings(args)
-    cache = _open_cache(s)
+    cache = _open_cache(s, create=False)
     pins = cache.pins()
     by_sha: dict[str, list[str]] = {}
     for kind, refs in sorted(pins.items()):
@@ -126,7 +157,7 @@ def cmd_ls(args: argparse.Namespace) -> int:
 
 def cmd_verify(args: argparse.Namespace) -> int:
     s = _settings(args)
-    cache = _open_cache(s)
+    cache = _open_cache(s, create=False)
     total = cache.stats().bytes
     done = 0
     bar = ProgressPrinter(sys.stdout, tty=sys.stdout.isatty())
@@ -204,6 +235,10 @@ def _guard(func: Any) -> Any:
         except UsageError as exc:
             print(f"tcs-agent cache: {exc}", file=sys.stderr)
             return 2
+        except OSError as exc:  # e.g. a file inside the cache the user may not read
+            where = f"{exc.filename}: " if exc.filename else ""
+            print(f"tcs-agent cache: {where}{exc.strerror or exc}", file=sys.stderr)
+            return 1
 
     return run
 
@@ -213,15 +248,19 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dir", metavar="DIR", help="the [storage] dir, if no config file is at hand")
 
 
-def add_subparsers(subparsers: Any) -> None:
-    """Register `ls`, `verify`, `fetch` on the `tcs-agent cache` subparsers action."""
-    ls = subparsers.add_parser("ls", help="what is stored, what is referenced, what is missing")
+def add_subparsers(subparsers: Any, common: argparse.ArgumentParser | None = None) -> None:
+    """Register `ls`, `verify`, `fetch` on the `tcs-agent cache` subparsers action
+    (`common`: options every tcs-agent subcommand takes, such as --log-level)."""
+    parents = [common] if common is not None else []
+    ls = subparsers.add_parser("ls", parents=parents,
+                               help="what is stored, what is referenced, what is missing")
     _common(ls)
     ls.set_defaults(func=_guard(cmd_ls))
-    verify = subparsers.add_parser("verify", help="re-hash every stored file now")
+    verify = subparsers.add_parser("verify", parents=parents, help="re-hash every stored file now")
     _common(verify)
     verify.set_defaults(func=_guard(cmd_verify))
-    fetch = subparsers.add_parser("fetch", help="download (or copy a file:// URL) into the cache")
+    fetch = subparsers.add_parser("fetch", parents=parents,
+                                  help="download (or copy a file:// URL) into the cache")
     _common(fetch)
     fetch.add_argument("url")
     fetch.add_argument("sha256")

@@ -8,12 +8,15 @@ or client id (`%u`, `%c`), never "every group this device belongs to".
 
 from __future__ import annotations
 
+import difflib
 import re
 import tomllib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from agent.jws import decode_public_key
 
 ID_RE = re.compile(r"^[a-z0-9][a-z0-9-]{2,63}$")
 PREFIX = "tcs/v1"
@@ -93,34 +96,107 @@ def render_acl(devices: Sequence[DeviceEntry], console_users: Sequence[str] = ("
     return "\n".join(lines)
 
 
-def _entry_from_table(table: Any, where: str) -> DeviceEntry:
+_DEVICE_KEYS = ("id", "groups", "public_key")
+
+
+class DevicesError(ValueError):
+    """The devices file cannot be used; `.problems` lists every reason, one per line."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        super().__init__("\n".join(problems))
+
+
+def _entry_from_table(table: Any, where: str, problems: list[str]) -> DeviceEntry | None:
+    """One `[[device]]` table, checked as strictly as the agent's own config: a typo
+    such as `group` would otherwise print an ACL that cuts the device off its group
+    alerts without a word."""
     if not isinstance(table, dict):
-        raise ValueError(f"{where}: must be a table")
-    dev_id = check_id(table.get("id"), f"{where}.id:")
-    groups = table.get("groups", [])
-    if not isinstance(groups, list):
-        raise ValueError(f"{where}.groups: must be a list of group ids")
-    checked = tuple(check_id(g, f"{where}.groups:") for g in groups)
+        problems.append(f"{where}: must be a table ([[device]])")
+        return None
+    before = len(problems)
+    for key in table:
+        if key not in _DEVICE_KEYS:
+            close = difflib.get_close_matches(key, _DEVICE_KEYS, n=1, cutoff=0.6)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            problems.append(f"{where}.{key}: unknown key{hint}")
+    dev_id = table.get("id")
+    if dev_id is None:
+        problems.append(f"{where}.id: missing")
+    elif not isinstance(dev_id, str) or not ID_RE.fullmatch(dev_id):
+        problems.append(f"{where}.id: {dev_id!r} is not a valid id (must match {ID_RE.pattern})")
+    groups = table.get("groups")
+    checked: list[str] = []
+    if groups is None:
+        problems.append(f"{where}.groups: missing: list the groups of the device's agent.toml, "
+                        "or it receives no group alert")
+    elif not isinstance(groups, list) or not groups:
+        problems.append(f"{where}.groups: must be a non-empty list of group ids")
+    else:
+        for i, grp in enumerate(groups):
+            if isinstance(grp, str) and ID_RE.fullmatch(grp):
+                checked.append(grp)
+            else:
+                problems.append(f"{where}.groups[{i}]: {grp!r} is not a valid group id")
     key = table.get("public_key")
-    if key is not None and (not isinstance(key, str) or not key):
-        raise ValueError(f"{where}.public_key: must be a non-empty base64url string")
-    return DeviceEntry(id=dev_id, groups=checked, public_key=key)
+    if key is not None:
+        if not isinstance(key, str):
+            problems.append(f"{where}.public_key: must be a base64url string")
+        else:
+            try:
+                decode_public_key(key)
+            except ValueError as exc:
+                problems.append(f"{where}.public_key: not a base64url Ed25519 public key "
+                                f"(as `tcs-agent id` prints it): {exc}")
+    if len(problems) > before:
+        return None
+    return DeviceEntry(id=str(dev_id), groups=tuple(checked), public_key=key)
 
 
 def parse_devices(text: str, source: str = "<devices>") -> list[DeviceEntry]:
-    """Parse devices TOML text (`[[device]]` tables with id, groups, public_key?)."""
+    """Parse devices TOML text (`[[device]]` tables with id, groups, public_key?).
+
+    Raises DevicesError listing every problem: unknown keys (with a did-you-mean),
+    bad ids, missing groups, public keys that are not Ed25519, duplicates, no device.
+    """
     try:
         doc = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        raise ValueError(f"{source}: not valid TOML: {exc}") from exc
+        raise DevicesError([f"{source}: not valid TOML: {exc}"]) from exc
+    problems: list[str] = []
+    for key in doc:
+        if key != "device":
+            close = difflib.get_close_matches(key, ["device"], n=1, cutoff=0.6)
+            hint = f" (did you mean [[{close[0]}]]?)" if close else ""
+            problems.append(f"{source}:{key}: unknown key{hint}")
     tables = doc.get("device", [])
     if not isinstance(tables, list):
-        raise ValueError(f"{source}: `device` must be an array of tables ([[device]])")
-    entries = [_entry_from_table(t, f"{source}:device[{i}]") for i, t in enumerate(tables)]
-    _validate(entries, ())
-    return entries
+        raise DevicesError([*problems,
+                            f"{source}: `device` must be an array of tables ([[device]])"])
+    if not tables:
+        problems.append(f"{source}: no [[device]] entries: an ACL for no device locks every "
+                        "device out")
+    entries = [_entry_from_table(t, f"{source}:device[{i}]", problems)
+               for i, t in enumerate(tables)]
+    seen: dict[str, int] = {}
+    for i, entry in enumerate(entries):
+        if entry is None:
+            continue
+        if entry.id in seen:
+            problems.append(f"{source}:device[{i}].id: {entry.id!r} is listed twice "
+                            f"(also device[{seen[entry.id]}])")
+        seen.setdefault(entry.id, i)
+    if problems:
+        raise DevicesError(problems)
+    return [e for e in entries if e is not None]
 
 
 def load_devices(path: Path) -> list[DeviceEntry]:
-    """Read a devices TOML file; raises ValueError naming the file and the bad entry."""
-    return parse_devices(path.read_text(encoding="utf-8"), str(path))
+    """Read a devices TOML file; raises DevicesError (a ValueError) naming every problem."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise DevicesError([f"{path}: {exc.strerror or exc}"]) from None
+    except UnicodeDecodeError:
+        raise DevicesError([f"{path}: not UTF-8 text"]) from None
+    return parse_devices(text, str(path))

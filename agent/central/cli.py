@@ -1,5 +1,6 @@
 """`tcs-central`: the reference provincial console (argument parsing and wiring only)."""
 
+
 from __future__ import annotations
 
 import argparse
@@ -11,15 +12,23 @@ from typing import Any
 
 from agent import jws
 from agent.central import records_cli
-from agent.central.acl import DeviceEntry, load_devices, render_acl
+from agent.central.acl import DeviceEntry, DevicesError, load_devices, render_acl
 from agent.central.args import build_args, parse_args_json
 from agent.central.keygen import DEFAULT_COMMANDS, keygen, render_trust_block
 from agent.central.proofs import enrolled_keys
-from agent.central.send import SendRequest, prepare, publish
+from agent.central.send import SendRequest, check_args, prepare, publish
 from agent.central.settings import CentralSettings, SettingsError, load_settings
 from agent.central.sign import TAMPERS
 from agent.central.table import Board
 from agent.central.watch import Printer, run_watch
+
+DESCRIPTION = """\
+tcs-central: the reference province console for tcs-agent devices. It makes trust
+keys (keygen), signs and sends commands and shows the devices' acks (send), watches
+every device's state, heartbeats, events and signed proofs of play (watch), and
+prints the Mosquitto ACL for the enrolled devices (acl). Settings come from
+central.toml (-c; see config/central.example.toml) and can be overridden by flags.
+Run `tcs-central COMMAND --help` for a command's options."""
 
 EXIT_USAGE = 2
 
@@ -63,7 +72,10 @@ def _add_common(p: argparse.ArgumentParser, *, top: bool) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="tcs-central", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="tcs-central", description=DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     _add_common(parser, top=True)
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -90,7 +102,13 @@ def build_parser() -> argparse.ArgumentParser:
     sd.add_argument("--retain", action="store_true")
     sd.add_argument("--qos", type=int, choices=(0, 1), default=1)
     sd.add_argument("--wait-ack", type=float, metavar="SECONDS")
-    sd.add_argument("--tamper", choices=TAMPERS)
+    sd.add_argument("--tamper", choices=TAMPERS,
+                    help="TESTING AID: send a deliberately broken token (bad signature, "
+                         "expired, alg none, HS256, wrong audience, a replay) to show that "
+                         "devices refuse it; never needed in operation")
+    sd.add_argument("--no-check", action="store_true",
+                    help="TESTING AID: send args the device's validator refuses (it answers "
+                         "bad_args); by default they are checked before signing")
     sd.add_argument("--json", action="store_true", help="JSON lines output")
     records_cli.add_db_option(sd)
 
@@ -122,7 +140,13 @@ def _devices(settings: CentralSettings) -> list[DeviceEntry] | None:
 
 
 def _cmd_keygen(ns: argparse.Namespace) -> int:
-    block = keygen(ns.kid, ns.out, ns.commands, ns.max_priority)
+    try:
+        block = keygen(ns.kid, ns.out, ns.commands, ns.max_priority)
+    except OSError as exc:
+        if isinstance(exc, FileExistsError) and exc.filename is None:
+            raise  # keygen's own refusal to overwrite a key: its message says it all
+        where = exc.filename or ns.out
+        raise ValueError(f"cannot write the key {ns.out}: {where}: {exc.strerror or exc}") from None
     sys.stdout.write(render_trust_block(block, ns.out.resolve()))
     sys.stderr.write(f"fingerprint {block.fingerprint}\n")
     return 0
@@ -146,9 +170,13 @@ def _cmd_send(ns: argparse.Namespace) -> int:
     assert settings.broker is not None and settings.signing is not None
     for warning in settings.warnings:
         sys.stderr.write(f"warning: {warning}\n")
+    args = _request_args(ns)
+    if not ns.no_check:
+        for warning in check_args(ns.cmd, args):
+            sys.stderr.write(warning + "\n")
     request = SendRequest(
         target_kind="device" if ns.device else "group",
-        target=ns.device or ns.group, cmd=ns.cmd, args=_request_args(ns), ttl_s=ns.ttl,
+        target=ns.device or ns.group, cmd=ns.cmd, args=args, ttl_s=ns.ttl,
         jti=ns.jti, retain=ns.retain, qos=ns.qos, wait_ack_s=ns.wait_ack, tamper=ns.tamper,
         json_out=ns.json,
     )
@@ -184,10 +212,7 @@ def _cmd_watch(ns: argparse.Namespace) -> int:
 
 
 def _cmd_acl(ns: argparse.Namespace) -> int:
-    try:
-        devices = load_devices(ns.devices_file)
-    except OSError as exc:
-        raise ValueError(f"{ns.devices_file}: {exc.strerror}") from None
+    devices = load_devices(ns.devices_file)
     sys.stdout.write(render_acl(devices, tuple(ns.console_user or ("central",))))
     return 0
 
@@ -207,6 +232,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return handlers[ns.command](ns)
     except SettingsError as exc:
+        for problem in exc.problems:
+            sys.stderr.write(f"{problem}\n")
+        return EXIT_USAGE
+    except DevicesError as exc:
         for problem in exc.problems:
             sys.stderr.write(f"{problem}\n")
         return EXIT_USAGE

@@ -24,6 +24,7 @@ from agent.central.sign import (
     make_tokens,
     new_jti,
 )
+from agent.commands import ArgsError, validate_args_warn
 
 EXIT_BROKER = 1
 
@@ -51,6 +52,23 @@ class Prepared:
     ack_topics: list[str]
     expected: frozenset[str] | None  # devices that should ack; None: unknown
     notes: list[str]  # for stderr: things the operator should know
+
+
+def check_args(cmd: str, args: dict[str, Any]) -> list[str]:
+    """Validate `args` with the device's own validator (agent.commands) before signing.
+
+    Raises ValueError naming the field (what the device would answer `bad_args`);
+    returns warnings for fields the device would ignore. Commands outside the
+    catalogue are left to `prepare`, which warns about them.
+    """
+    if cmd not in KNOWN_COMMANDS:
+        return []
+    try:
+        _, warnings = validate_args_warn(cmd, args)
+    except ArgsError as exc:
+        raise ValueError(f"{cmd} args: {exc.detail} (the device would refuse it: bad_args; "
+                         "--no-check sends it anyway, for testing)") from None
+    return [f"warning: {cmd} args: {w}" for w in warnings]
 
 
 def _other_audience(target: str, devices: Sequence[DeviceEntry]) -> str:

@@ -65,13 +65,16 @@ def test_bad_ids_are_refused_by_name(
 
 def test_load_devices_reads_the_toml_file(tmp_path: Path) -> None:
     path = tmp_path / "devices.toml"
+    # A public key must be a real Ed25519 key and every device needs its groups
+    # (issue 10: "AAAA" and a device without groups used to pass).
+    key = "A" * 43
     path.write_text(
-        '[[device]]\nid = "dev-0001"\ngroups = ["vn-48", "vn-48-490"]\npublic_key = "AAAA"\n\n'
-        '[[device]]\nid = "dev-0002"\n'
+        f'[[device]]\nid = "dev-0001"\ngroups = ["vn-48", "vn-48-490"]\npublic_key = "{key}"\n\n'
+        '[[device]]\nid = "dev-0002"\ngroups = ["vn-48"]\n'
     )
     assert load_devices(path) == [
-        DeviceEntry("dev-0001", ("vn-48", "vn-48-490"), "AAAA"),
-        DeviceEntry("dev-0002", (), None),
+        DeviceEntry("dev-0001", ("vn-48", "vn-48-490"), key),
+        DeviceEntry("dev-0002", ("vn-48",), None),
     ]
 
 

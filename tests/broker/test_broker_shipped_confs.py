@@ -3,11 +3,12 @@ the rules: started here with only their paths and port moved to a temp folder.""
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import socket
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,8 @@ from typing import Any
 import aiomqtt
 import anyio
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
 from support.broker import DEFAULT_DEVICES, Broker, collect, mqtt_client, next_message
 
 from agent.central.acl import render_acl
@@ -40,8 +43,26 @@ def _localise(text: str, workdir: Path, port: int) -> str:
     return ("user root\n" if os.geteuid() == 0 else "") + text
 
 
+def _write_crl(workdir: Path, revoked_users: Sequence[str]) -> None:
+    """crl.pem signed by the broker's CA, revoking the client certificates of these users."""
+    ca = x509.load_pem_x509_certificate((workdir / "ca.pem").read_bytes())
+    ca_key = serialization.load_pem_private_key((workdir / "ca.key").read_bytes(), password=None)
+    now = dt.datetime.now(dt.UTC)
+    builder = (x509.CertificateRevocationListBuilder().issuer_name(ca.subject)
+               .last_update(now - dt.timedelta(minutes=5)).next_update(now + dt.timedelta(days=7)))
+    for user in revoked_users:
+        cert = x509.load_pem_x509_certificate((workdir / "clients" / f"{user}.pem").read_bytes())
+        builder = builder.add_revoked_certificate(
+            x509.RevokedCertificateBuilder().serial_number(cert.serial_number)
+            .revocation_date(now - dt.timedelta(minutes=1)).build())
+    crl = builder.sign(ca_key, hashes.SHA256())  # type: ignore[arg-type]
+    (workdir / "crl.pem").write_bytes(crl.public_bytes(serialization.Encoding.PEM))
+
+
 @contextmanager
-def shipped_broker(tmp_path: Path, conf_name: str) -> Iterator[Any]:
+def shipped_broker(
+    tmp_path: Path, conf_name: str, *, revoked: Sequence[str] = ()
+) -> Iterator[Any]:
     workdir = tmp_path / "shipped"
     probe = socket.socket()
     probe.bind(("127.0.0.1", 0))
@@ -49,6 +70,8 @@ def shipped_broker(tmp_path: Path, conf_name: str) -> Iterator[Any]:
     probe.close()
     # Broker() only prepares CA, certs, passwords and ACL; we run mosquitto ourselves.
     files = Broker(workdir, DEFAULT_DEVICES, port=port, mtls_port=port)
+    if "crlfile" in (CONF_DIR / conf_name).read_text():
+        _write_crl(workdir, revoked)
     conf = workdir / conf_name
     conf.write_text(_localise((CONF_DIR / conf_name).read_text(), workdir, port))
     with (workdir / "shipped.log").open("wb") as log:
@@ -95,7 +118,11 @@ async def test_password_conf_enforces_passwords_acl_and_client_id(tmp_path: Path
 async def test_mtls_conf_admits_device_certificates_to_their_own_topics(
     tmp_path: Path,
 ) -> None:
-    with shipped_broker(tmp_path, "mosquitto-mtls.conf") as b:
+    # dev-0002's certificate is revoked in the CRL the conf requires (issue 7 item 10).
+    with shipped_broker(tmp_path, "mosquitto-mtls.conf", revoked=["dev-0002"]) as b:
+        with anyio.fail_after(10), pytest.raises(aiomqtt.MqttError):
+            async with mqtt_client(b, "dev-0002", mtls=True, timeout=2):
+                pass
         async with (
             mqtt_client(b, "central", mtls=True) as console,
             mqtt_client(b, "dev-0001", mtls=True) as dev1,

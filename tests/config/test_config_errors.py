@@ -122,7 +122,7 @@ CASES = [
         'timezone = "Asia/Ho_Chi_Minh"',
         'timezone = "Asia/Ho_Chi_Min"',
         "device.timezone",
-        "unknown time zone 'Asia/Ho_Chi_Min' (did you mean 'Asia/Ho_Chi_Minh'?)",
+        "unknown time zone 'Asia/Ho_Chi_Min' (did you mean 'Asia/Ho_Chi_Minh' (UTC+07:00)?)",
         id="bad-time-zone",
     ),
     pytest.param(
