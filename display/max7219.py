@@ -107,6 +107,12 @@ class Max7219Board:
                 raise BoardError(f"max7219 SPI error after re-initialisation: {e2}") from e2
         self._last = frame
 
+    def reset(self) -> None:
+        """Re-initialise the chain now and resend the last frame (the watchdog's cure)."""
+        self._init()
+        if self._last is not None:
+            self._device.display(self._last)
+
     def set_contrast(self, level: int) -> None:
         """LED intensity 0-255 (the chip has 16 steps); kept across re-initialisations."""
         if not 0 <= level <= 255:
