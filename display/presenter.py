@@ -26,7 +26,7 @@ from PIL import Image
 
 from display.board import Board, BoardError
 from display.frames import frame_sha256
-from display.scene import Scene
+from display.scene import SceneLike
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +43,7 @@ class Shown:
 
 @dataclass
 class _Cue:
-    scene: Scene
+    scene: SceneLike
     item: str | None
     at: float
     first: Image.Image
@@ -92,8 +92,14 @@ class Presenter:
         if self._thread is not None:
             self._thread.join(timeout=5)
             self._thread = None
+        with self._lock:
+            dropped, self._pending = self._pending, []
+        for cue in dropped:
+            cue.scene.close()
+        if self._current is not None:
+            self._current.scene.close()
 
-    def cue(self, scene: Scene, *, item: str | None, at: float | None = None) -> None:
+    def cue(self, scene: SceneLike, *, item: str | None, at: float | None = None) -> None:
         """Show `scene` from wall time `at` (now if None), dropping cues planned at or
         after `at`. Renders the first frame here, so call it ahead of time (and off the
         event loop) for an on-time start."""
@@ -101,14 +107,19 @@ class Presenter:
         first = scene.frame(0.0, when)
         with self._lock:
             # A new plan supersedes whatever was planned from its time on.
+            dropped = [c for c in self._pending if c.at >= when]
             self._pending = [c for c in self._pending if c.at < when]
             self._pending.append(_Cue(scene, item, when, first))
+        for cue in dropped:
+            cue.scene.close()
         self._wake.set()
 
     def clear_pending(self) -> None:
         """Drop every cue not shown yet (the plan changed)."""
         with self._lock:
-            self._pending = []
+            dropped, self._pending = self._pending, []
+        for cue in dropped:
+            cue.scene.close()
 
     @property
     def shown(self) -> Shown | None:
@@ -134,8 +145,11 @@ class Presenter:
             return None
         problem = None
         stale = self._mono() - self._last_write
+        stalled = getattr(current.scene, "stalled_s", None)
         if current.scene.animated and stale > max(2.0, 10.0 / self.fps):
             problem = f"animated scene: no frame reached the board for {stale:.1f} s"
+        elif stalled is not None and stalled() > 2.0:
+            problem = f"video: the decoder sent no new frame for {stalled():.1f} s"
         read = getattr(self.board, "read", None)
         if problem is None and read is not None and self._last_frame is not None:
             try:
@@ -192,18 +206,24 @@ class Presenter:
                     cue = self._pending.pop(0)
             if cue is not None:
                 if self._write(cue.first, cue.item, None):
-                    self._current = cue
+                    self._replace(cue)
                     self._clock_text = None
                     shown = Shown(cue.item, cue.at, self._wall(), frame_sha256(cue.first))
                     self._shown = shown
                     if self._on_shown is not None:
                         self._on_shown(shown)
                 else:
-                    self._current = cue  # keep trying to draw it
+                    self._replace(cue)  # keep trying to draw it
             elif self._current is not None:
                 self._tick(now)
             self._wake.wait(self._sleep(frame_s))
             self._wake.clear()
+
+    def _replace(self, cue: _Cue) -> None:
+        old, self._current = self._current, cue
+        cue.scene.begin()
+        if old is not None and old.scene is not cue.scene:
+            old.scene.close()
 
     def _tick(self, now: float) -> None:
         current = self._current

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime, tzinfo
+from typing import Protocol
 
 from PIL import Image, ImageDraw
 
@@ -56,6 +57,29 @@ class Clock:
         layout.draw_line(
             draw, (x1 - layout.width(text, self.face), baseline), text, self.face, self.fg
         )
+
+
+class SceneLike(Protocol):
+    """What the presenter needs from a scene (a slide, or a video in display/video.py)."""
+
+    @property
+    def clock(self) -> Clock | None: ...
+
+    @property
+    def animated(self) -> bool: ...
+
+    @property
+    def size(self) -> tuple[int, int]: ...
+
+    def frame(self, elapsed: float, wall: float) -> Image.Image: ...
+
+    def changing_rows(self) -> tuple[int, int] | None: ...
+
+    def begin(self) -> None:
+        """Its first frame is on the board (a video starts its decoder's clock)."""
+
+    def close(self) -> None:
+        """It is no longer shown (a video's decoder process ends)."""
 
 
 @dataclass(frozen=True)
@@ -108,3 +132,9 @@ class Scene:
         top = min(s.box[1] for s in self.strips)
         bottom = max(s.box[3] for s in self.strips)
         return top, bottom
+
+    def begin(self) -> None:
+        return None
+
+    def close(self) -> None:
+        return None
