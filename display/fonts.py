@@ -12,6 +12,7 @@ is reported in the display event at start (docs/DISPLAY.md).
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from collections.abc import Iterator
 from functools import lru_cache
@@ -47,6 +48,9 @@ _RANGES: Final = (
     (0x0E80, 0x0EFF, "lao"),
     (0xAA00, 0xAA5F, "cham"),
 )
+_COMPLEX: Final = re.compile(
+    "[" + "".join(f"\\u{lo:04x}-\\u{hi:04x}" for lo, hi, _ in _RANGES) + "]"
+)
 # Ink probes per script: the tallest and deepest glyphs, so line height always holds
 # stacked marks (Ặ above, ặ's dot below; Khmer subscript consonants).
 PROBES: Final[dict[str, str]] = {
@@ -72,6 +76,10 @@ def script_of(ch: str) -> str | None:
 
 def runs(text: str) -> Iterator[tuple[str, str]]:
     """Split `text` into (script, text) runs; neutral characters join the run before them."""
+    if not _COMPLEX.search(text):  # fast path: Latin/Vietnamese only
+        if text:
+            yield "latin", text
+        return
     current: str | None = None
     buf: list[str] = []
     for ch in text:

@@ -102,7 +102,8 @@ class FramebufferBoard:
         top, bottom = (0, g.height) if rows is None else rows
         if not 0 <= top < bottom <= g.height:
             raise BoardError(f"rows {top}..{bottom} outside the {g.height}-row screen")
-        data = to_format(rgb_array(frame)[top:bottom], g.fmt)
+        part = frame if rows is None else frame.crop((0, top, g.width, bottom))
+        data = to_format(rgb_array(part), g.fmt)
         row_bytes = g.width * BYTES_PER_PIXEL[g.fmt]
         try:
             if g.stride == row_bytes:

@@ -49,6 +49,7 @@ def line_height(text: str, face: Face) -> int:
     return bottom - top
 
 
+@lru_cache(maxsize=8192)
 def width(text: str, face: Face) -> int:
     total = 0.0
     for script, run in fonts.runs(text):
@@ -83,23 +84,31 @@ def _breakable(text: str) -> list[str]:
 
 
 def wrap(text: str, face: Face, max_width: int) -> list[str]:
-    """Greedy word wrap; explicit newlines kept; words wider than a line are split."""
+    """Greedy word wrap; explicit newlines kept; words wider than a line are split.
+
+    A line's width is the sum of its words' and spaces' widths (cached per word), not
+    re-measured for each candidate: linear rather than quadratic in the words, and
+    kerning across a space is nil in these fonts."""
+    space = width(" ", face)
     lines: list[str] = []
     for paragraph in text.split("\n"):
         words = paragraph.replace("\u200b", " ").split()
         if not words:
             lines.append("")
             continue
-        line = ""
+        line, line_w = "", 0
         for word in words:
-            candidate = f"{line} {word}" if line else word
-            if width(candidate, face) <= max_width:
-                line = candidate
+            word_w = width(word, face)
+            if line and line_w + space + word_w <= max_width:
+                line, line_w = f"{line} {word}", line_w + space + word_w
+                continue
+            if not line and word_w <= max_width:
+                line, line_w = word, word_w
                 continue
             if line:
                 lines.append(line)
-            if width(word, face) <= max_width:
-                line = word
+            if word_w <= max_width:
+                line, line_w = word, word_w
                 continue
             line = ""
             for piece in _breakable(word):
@@ -107,6 +116,7 @@ def wrap(text: str, face: Face, max_width: int) -> list[str]:
                     lines.append(line)
                     line = ""
                 line += piece
+            line_w = width(line, face)
         lines.append(line)
     return lines
 
@@ -178,12 +188,21 @@ def size_for_height(
     Compact (panels under 16 px): measured on the text itself rather than the probes,
     and never below COMPACT_MIN_SIZE, where the letters stay readable and the tallest
     stacked marks may lose a row (docs/DISPLAY.md, small panels)."""
-    size = max(4, height * 2)
     floor = COMPACT_MIN_SIZE if compact else 4
-    while size > floor:
+
+    def fits(size: int) -> bool:
         face = Face(size, bold, compact)
         top, bottom = ink_extent(text, face) if compact else line_extent(text, face)
-        if bottom - top <= height:
-            return face
-        size -= 1
-    return Face(floor, bold, compact)
+        return bottom - top <= height
+
+    # Ink height grows with the size: binary search (a 1080p header in ~8 layouts).
+    lo, hi = floor, max(floor, height * 2)
+    if not fits(lo):
+        return Face(floor, bold, compact)
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if fits(mid):
+            lo = mid
+        else:
+            hi = mid - 1
+    return Face(lo, bold, compact)
