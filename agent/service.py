@@ -28,7 +28,7 @@ from agent.link import Announcement, Incoming, Link, LinkSettings
 from agent.media import MediaSide
 from agent.model import ScheduleSet
 from agent.outbox import Outbox
-from agent.playout.wiring import start_sound
+from agent.playout.wiring import start_playout
 from agent.protocol import VerifyContext
 from agent.replay import ReplayStore
 from agent.reporter import Reporter
@@ -81,9 +81,7 @@ async def run(cfg: Config) -> int:
     stop = _Stop(asyncio.Event())
 
     def clock() -> ClockStatus:
-        return clock_status(
-            cfg.clock.trust, lower_bound=float(state.get(LOWER_BOUND_KEY, 0) or 0)
-        )
+        return clock_status(cfg.clock.trust, lower_bound=float(state.get(LOWER_BOUND_KEY, 0) or 0))
 
     def schedule_version() -> int | None:
         v = state.get(SCHEDULE_VERSION_KEY)
@@ -103,8 +101,8 @@ async def run(cfg: Config) -> int:
     if (kept := load_schedule(state)) is not None:
         media.schedule_changed(kept.items)  # after a reboot: fetch what is still missing
 
-    # Sound (None with [audio] output = "none"): engine, playout runner, sound handlers.
-    sound = await start_sound(
+    # Outputs (None with none configured): one planner loop each, alert coordinator.
+    sound = await start_playout(
         cfg,
         state,
         reporter,
@@ -116,8 +114,8 @@ async def run(cfg: Config) -> int:
     heartbeat = Heartbeat(
         HeartbeatSources(
             storage_dir=storage,
-            playing=sound.playout.playing if sound else None,
-            alert_id=sound.playout.alert_id if sound else None,
+            playing=sound.playing if sound else None,
+            alert_id=sound.alert_id if sound else None,
             audio=sound.audio if sound else None,
             cache=media.heartbeat,
             schedule_version=schedule_version,
