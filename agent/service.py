@@ -117,6 +117,7 @@ async def run(cfg: Config) -> int:
             playing=sound.playing if sound else None,
             alert_id=sound.alert_id if sound else None,
             audio=sound.audio if sound else None,
+            display=sound.display if sound else None,
             cache=media.heartbeat,
             schedule_version=schedule_version,
             volume=lambda: int(state.get(VOLUME_KEY, 100)),

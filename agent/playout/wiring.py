@@ -68,6 +68,15 @@ class PlayoutSide:
         st = self.speaker.status()
         return {"ok": st.ok, "device": st.device}
 
+    def display(self) -> dict[str, Any] | None:
+        """The heartbeat's `display`: kind, ok, what is shown, power state (boards)."""
+        from agent.playout.board import BoardOutput
+
+        board = next(
+            (lp.d.output for lp in self.loops if isinstance(lp.d.output, BoardOutput)), None
+        )
+        return None if board is None else board.heartbeat()
+
     def playing(self) -> dict[str, Any] | None:
         """The heartbeat's `playing`: the first output (speaker first) playing something."""
         return next((p for lp in self.loops if (p := lp.playing()) is not None), None)
@@ -97,8 +106,12 @@ def speaker_output(cfg: Config, emit: EmitEvent, monitor: LevelMonitor | None) -
 
 
 def board_output(cfg: Config, emit: EmitEvent) -> Output | None:
-    """The board output from `[display]` (the boards issue plugs in here); none yet."""
-    return None
+    """The board output from `[display]` (agent/playout/board.py), or None for kind none."""
+    if cfg.display.kind == "none":
+        return None
+    from agent.playout.board import BoardOutput
+
+    return BoardOutput(cfg.display, tz=cfg.device.timezone, emit=emit)
 
 
 async def start_playout(
@@ -151,7 +164,7 @@ async def start_playout(
                 proof=reporter.proof,
                 load_state=lambda key=key: state.get(key),  # type: ignore[misc]
                 save_state=save,
-                quiet=cfg.audio.quiet_hours,
+                quiet=_quiet_for(cfg, out),
                 clock_trusted=clock_trusted,
                 wall=wall,
                 heard=(
@@ -182,6 +195,13 @@ async def start_playout(
     coordinator = AlertCoordinator(loops, media_path, wall=wall)
     handlers = PlayoutHandlers(coordinator, cfg.alerts, wall=wall)
     return PlayoutSide(loops, coordinator, handlers, speaker, live, monitor)
+
+
+def _quiet_for(cfg: Config, out: Output) -> Any:
+    """Quiet hours silence speakers; boards stay lit in them unless configured dark."""
+    if "audio" in out.kinds or cfg.display.dark_in_quiet_hours:
+        return cfg.audio.quiet_hours
+    return None
 
 
 def start_monitor(cfg: Config, emit: Callable[[str, str, str], None]) -> LevelMonitor | None:
