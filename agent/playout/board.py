@@ -50,6 +50,10 @@ REOPEN_S = 10.0  # a board that could not be opened is retried this often
 MAX_IMAGE_PIXELS = 40_000_000  # a 40 MP slide image is already absurd; larger is refused
 CHARS_PER_S = 12.0  # alert text on screen about as long as it takes to speak it
 BANNER_S = 3.0  # display.render.emergency_scene: the flashing banner
+# An "as soon as possible" start (an alert) reaches a speaker one output latency after
+# play() (playback/engine.py `latency_s`); the board waits as long, so that on a device
+# with both the banner and the chime start together (measured: +84 ms apart without).
+SPEAKER_LATENCY_S = 0.08
 
 
 @dataclass(frozen=True)
@@ -105,6 +109,7 @@ class BoardOutput(Output):
         quiet_dark: bool = False,
         open_board: Callable[[], Any] | None = None,
         wall: Callable[[], float] = time.time,
+        align_s: float = 0.0,
     ) -> None:
         self.config = config
         self.tz = tz
@@ -112,6 +117,7 @@ class BoardOutput(Output):
         self.quiet_dark = quiet_dark
         self._open = open_board
         self._wall = wall
+        self.align_s = align_s  # SPEAKER_LATENCY_S on a device with a speaker
         self.board: Any = None
         self.presenter: Any = None
         self.power: Any = None
@@ -221,8 +227,8 @@ class BoardOutput(Output):
     # ---- watchdog and screen power -----------------------------------------------------
 
     async def _watch(self) -> None:
-        from drivers.screen import wanted
-
+        if self.board is not None:
+            await self._apply_power()  # the first heartbeat already knows the power state
         while True:
             await asyncio.sleep(WATCHDOG_S if self.board is not None else REOPEN_S)
             if self.board is None:
@@ -230,12 +236,18 @@ class BoardOutput(Output):
                 continue
             with contextlib.suppress(Exception):
                 await asyncio.to_thread(self.presenter.check)
-            local = datetime.fromtimestamp(self._wall(), self.tz)
-            want = wanted(
-                local, on_hours=self.config.on_hours, steps=self.config.brightness,
-                emergency=self._emergency > 0,
-            )  # fmt: skip
-            await asyncio.to_thread(self.power.apply, want, self.config.contrast)
+            await self._apply_power()
+
+    async def _apply_power(self) -> None:
+        """Screen on/off and brightness for now (schedule, emergency)."""
+        from drivers.screen import wanted
+
+        local = datetime.fromtimestamp(self._wall(), self.tz)
+        want = wanted(
+            local, on_hours=self.config.on_hours, steps=self.config.brightness,
+            emergency=self._emergency > 0,
+        )  # fmt: skip
+        await asyncio.to_thread(self.power.apply, want, self.config.contrast)
 
     async def _power_on_now(self) -> None:
         """An emergency switches the screen on at once, not at the next watch round."""
@@ -371,7 +383,7 @@ class BoardOutput(Output):
 
     async def _run(self, pb: BoardPlayback, at_wall: float | None, offset_s: float) -> None:
         show = pb.show
-        start = self._wall() if at_wall is None else at_wall
+        start = self._wall() + self.align_s if at_wall is None else at_wall
         if show.emergency:
             self._emergency += 1
             await self._power_on_now()

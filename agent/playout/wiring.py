@@ -109,9 +109,13 @@ def board_output(cfg: Config, emit: EmitEvent) -> Output | None:
     """The board output from `[display]` (agent/playout/board.py), or None for kind none."""
     if cfg.display.kind == "none":
         return None
-    from agent.playout.board import BoardOutput
+    from agent.playout.board import SPEAKER_LATENCY_S, BoardOutput
 
-    return BoardOutput(cfg.display, tz=cfg.device.timezone, emit=emit)
+    speaker = cfg.audio.output.strip().lower() != "none"
+    return BoardOutput(
+        cfg.display, tz=cfg.device.timezone, emit=emit,
+        align_s=SPEAKER_LATENCY_S if speaker else 0.0,
+    )  # fmt: skip
 
 
 async def start_playout(
