@@ -108,6 +108,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     cache = sub.add_parser("cache", help="media cache tools (ls, verify, fetch)")
     add_cache_subparsers(cache.add_subparsers(dest="cache_command", required=True))
+
+    from display.cli import add_subparsers as add_test_subparsers
+
+    add_test_subparsers(sub)
     return p
 
 
