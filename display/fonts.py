@@ -2,8 +2,8 @@
 and the minority scripts Noto covers (Khmer, Thai, Lao, Cham).
 
 luma's built-in bitmap fonts cannot draw Vietnamese at all, so they are never used.
-Latin/Vietnamese text uses Noto Sans (DejaVu Sans if Noto is missing; both cover all
-134 Vietnamese letters, DejaVu Sans *Mono* does not); each other script uses its Noto
+Latin/Vietnamese text uses Noto Sans (DejaVu Sans if Noto is missing; both cover every
+Vietnamese letter, DejaVu Sans *Mono* does not); each other script uses its Noto
 family from Debian's fonts-noto-core. Complex scripts (Khmer subscripts, vowel
 reordering) need Pillow's raqm layout (HarfBuzz); without it Pillow's basic layout
 draws the code points in logical order, which is wrong for Khmer, so `complex_layout()`

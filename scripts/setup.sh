@@ -14,7 +14,7 @@ APT_PACKAGES=(
   sox libsox-fmt-mp3 lame ffmpeg          # decoding media; making test fixtures
   mosquitto mosquitto-clients             # tests/demo: a real broker with the project's config
   socat                                   # tests: pty pairs standing in for serial modems
-  fonts-dejavu-core fonts-noto-core       # boards: fonts with every Vietnamese diacritic
+  fonts-dejavu-core fonts-noto-core       # boards: every Vietnamese diacritic; Noto Sans Khmer/Thai/Lao/Cham
   openssl ca-certificates
 )
 
