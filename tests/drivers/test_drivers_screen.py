@@ -3,8 +3,6 @@
 
 from __future__ import annotations
 
-import os
-import stat
 from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -24,33 +22,6 @@ from drivers.screen import (
 TZ = ZoneInfo("Asia/Ho_Chi_Minh")
 ON_HOURS = QuietHours.parse("06:00-22:00")
 STEPS = (BrightnessStep(6 * 60, 100), BrightnessStep(19 * 60, 60), BrightnessStep(22 * 60, 20))
-
-FAKE_CEC = r"""#!/bin/sh
-# Fake cec-client: single-command mode with debug level 1 only, and only the commands
-# the agent may send; anything else fails loudly (exit 97) and is logged as UNEXPECTED.
-log="$FAKE_CEC_LOG"
-if [ "$*" != "-s -d 1" ]; then echo "UNEXPECTED args: $*" >> "$log"; exit 97; fi
-read -r cmd
-case "$cmd" in
-  "on 0"|"standby 0"|"as") echo "$cmd" >> "$log"; [ -e "$FAKE_CEC_DEAD" ] && exit 1; exit 0 ;;
-  *) echo "UNEXPECTED command: $cmd" >> "$log"; exit 97 ;;
-esac
-"""
-
-
-@pytest.fixture
-def cec_log(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    fake = bin_dir / "cec-client"
-    fake.write_text(FAKE_CEC)
-    fake.chmod(fake.stat().st_mode | stat.S_IXUSR)
-    log = tmp_path / "cec.log"
-    log.write_text("")
-    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
-    monkeypatch.setenv("FAKE_CEC_LOG", str(log))
-    monkeypatch.setenv("FAKE_CEC_DEAD", str(tmp_path / "tv-unplugged"))
-    return log
 
 
 def at(hhmm: str) -> datetime:

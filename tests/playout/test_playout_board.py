@@ -16,11 +16,13 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import pytest
 from support.boards import black_sha, first_frames, frames
+from support.cec import install_fake_cec
 from support.fake_output import FakeOutput
 from support.timing import until
 
-from agent.config import DisplayConfig
+from agent.config import DisplayConfig, QuietHours
 from agent.model import AlertStart, MediaRef, ScheduleItem, Slide
 from agent.playout.board import BoardOutput
 from agent.playout.coordinator import AlertCoordinator
@@ -50,7 +52,7 @@ class Rig:
 
 
 @asynccontextmanager
-async def rig(tmp_path: Path) -> AsyncIterator[Rig]:
+async def rig(tmp_path: Path, **display: Any) -> AsyncIterator[Rig]:
     folder = tmp_path / "frames"
     media: dict[str, Path] = {}
 
@@ -59,7 +61,9 @@ async def rig(tmp_path: Path) -> AsyncIterator[Rig]:
 
     events: list[tuple[str, str, str]] = []
     speaker = FakeOutput("speaker", ["audio"], test_what="speaker", alert_s=0.5)
-    cfg = DisplayConfig(kind="image-dir", path=str(folder), width=SIZE[0], height=SIZE[1])
+    cfg = DisplayConfig(
+        kind="image-dir", path=str(folder), width=SIZE[0], height=SIZE[1], **display
+    )
     board = BoardOutput(cfg, tz=TZ, emit=lambda *e: events.append(e))
     proofs: list[dict[str, Any]] = []
     stored: dict[str, str] = {}
@@ -192,5 +196,28 @@ def test_playout_board_video_refused_before_its_slot(tmp_path: Path) -> None:
             (event,) = [e for e in r.events if e[1] == "media_unplayable"]
             assert "h264" in event[2] and "promo" in event[2]
             assert not r.proofs_of("promo")  # raised at prepare, a minute before its slot
+
+    asyncio.run(main())
+
+
+def test_playout_board_emergency_switches_a_screen_on_outside_its_hours(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cec = install_fake_cec(tmp_path, monkeypatch)
+    now = datetime.now(TZ)
+    start = (now.hour + 6) % 24  # a two-hour on-span far from now: the screen is off
+    on_hours = QuietHours.parse(f"{start:02d}:00-{(start + 2) % 24:02d}:00")
+
+    async def main() -> None:
+        async with rig(tmp_path, on_hours=on_hours, power_control="cec") as r:
+            await until(lambda: r.board.heartbeat()["power"] == "off", "deliberately off")
+            assert r.board.heartbeat()["power_reason"] == "off_hours" and r.board.heartbeat()["ok"]
+            assert cec.read_text().splitlines() == ["standby 0"]
+            result = await r.co.run_alert(AlertStart(alert_id="flood", text="Lũ", repeat=1))
+            assert result.ok, result
+            await until(lambda: r.board.heartbeat()["power"] == "off", "off again after")
+            assert cec.read_text().splitlines() == ["standby 0", "on 0", "as", "standby 0"]
+            alert_frames = [line for line in frames(r.folder) if line["item"] == "alert:flood"]
+            assert alert_frames  # shown while the screen was on
 
     asyncio.run(main())
