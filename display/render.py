@@ -19,7 +19,8 @@ from __future__ import annotations
 import re
 import unicodedata
 from dataclasses import dataclass
-from datetime import tzinfo
+from datetime import UTC, tzinfo
+from functools import lru_cache
 from typing import Any, Final, Literal
 
 from PIL import Image, ImageDraw, ImageOps
@@ -33,6 +34,7 @@ _COLOUR: Final = re.compile(r"^#[0-9a-fA-F]{6}$")
 MAX_TEXT: Final = 2000
 MAX_LINE: Final = 500
 SMALL_PANEL: Final = 16  # below this, the compact one-line fallback
+ALERT_RED, ALERT_YELLOW = "#C00000", "#FFD400"
 HEADER_MIN: Final = 64  # from this height on, title/clock header and ticker strip
 
 
@@ -260,6 +262,19 @@ def image_scene(
     return Scene(((0.0, page),), mono=mono)
 
 
+@lru_cache(maxsize=4)
+def _banner_pages(word: str, size: tuple[int, int], mono: bool) -> tuple[Image.Image, Image.Image]:
+    """The two flashing banner frames: the same for every alert on a board, so rendered
+    once (an alert's first frame is then on the board sooner)."""
+    red, yellow = ALERT_RED, ALERT_YELLOW
+    utc = UTC
+    pages = [
+        text_scene(word, Style(color=fg, background=bg, bold=True), size, utc, mono=mono)
+        for fg, bg in ((yellow, red), (red, yellow))
+    ]
+    return pages[0].pages[0][1], pages[1].pages[0][1]
+
+
 EMERGENCY_WORD: Final[dict[str, str]] = {"vi": "KHẨN CẤP", "km": "បន្ទាន់", "en": "EMERGENCY"}
 
 
@@ -280,12 +295,8 @@ def emergency_scene(
     word = EMERGENCY_WORD.get(lang.split("-")[0], EMERGENCY_WORD["vi"])
     body = nfc(text).strip() or f"{word} {datetime.fromtimestamp(wall, tz).strftime('%H:%M')}"
     headline = re.split(r"(?<=[.!?])\s", body, maxsplit=1)[0]
-    red, yellow = "#C00000", "#FFD400"
-    flash = []
-    for fg, bg in ((yellow, red), (red, yellow)):
-        flash.append(
-            text_scene(word, Style(color=fg, background=bg, bold=True), size, tz, mono=mono)
-        )
+    red, yellow = ALERT_RED, ALERT_YELLOW
+    flash = _banner_pages(word, size, mono)
     ticker = headline if size[1] >= HEADER_MIN else ""
     main = text_scene(
         body,
@@ -303,7 +314,7 @@ def emergency_scene(
     )
     pages: list[tuple[float, Image.Image]] = []
     for _ in range(3):
-        pages += [(0.5, flash[0].pages[0][1]), (0.5, flash[1].pages[0][1])]
+        pages += [(0.5, flash[0]), (0.5, flash[1])]
     if main.strips or main.clock:  # the text part animates: keep it as one long page
         pages.append((text_s, main.pages[0][1]))
         return Scene(tuple(pages), main.strips, main.clock, mono=mono, notes=main.notes)

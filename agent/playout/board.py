@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -128,11 +129,13 @@ class BoardOutput(Output):
         self._task: asyncio.Task[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._shown_waiters: dict[str | None, list[asyncio.Future[Any]]] = {}
+        self._collect = False  # a playback ended: collect its cycles (see _free_ended...)
 
     # ---- lifecycle ---------------------------------------------------------------------
 
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
+        _return_big_buffers_to_the_os()
         await self._try_open()
         self._task = asyncio.create_task(self._watch(), name="board-watch")
 
@@ -237,6 +240,22 @@ class BoardOutput(Output):
             with contextlib.suppress(Exception):
                 await asyncio.to_thread(self.presenter.check)
             await self._apply_power()
+            if self._collect:
+                self._collect = False
+                self._free_ended_playbacks()
+
+    def _free_ended_playbacks(self) -> None:
+        """Collect ended playbacks now, within a second of their end.
+
+        A Playback resolves its own `done` future with itself (agent/playout/output.py),
+        a reference cycle; with its slides' 1080p frames inside, each ended alert kept
+        ~25 MB until Python's rare full collection (the agent grew from 95 to 280 MB
+        over 20 alerts). One collection after a playback ends costs a few ms
+        (bench/bench_display_agent.py) and keeps the agent at its idle size.
+        """
+        t = time.perf_counter()
+        gc.collect()
+        log.debug("gc after a board playback: %.1f ms", (time.perf_counter() - t) * 1000)
 
     async def _apply_power(self) -> None:
         """Screen on/off and brightness for now (schedule, emergency)."""
@@ -400,6 +419,7 @@ class BoardOutput(Output):
                 scene = await asyncio.to_thread(spec.build)
                 waiter = self._expect_shown(show.label)
                 self.presenter.cue(scene, item=show.label, at=max(slot, self._wall()))
+                del scene  # the presenter owns it now (see the `finally` below)
                 shown = await waiter
                 pb.extra["frames"].append({"at": shown.at, "sha256": shown.sha256})
                 if first:
@@ -422,6 +442,11 @@ class BoardOutput(Output):
             pb.finish("failed", "output_unavailable", ended_wall=self._wall())
             self.emit("error", "display_failed", f"{show.label}: {e}"[:200])
         finally:
+            # A cancelled task keeps its CancelledError, whose traceback holds this frame,
+            # which holds `pb`, which held the task: a cycle that kept each alert's 1080p
+            # frames alive until a full garbage collection (+25 MB per alert, measured).
+            pb.task = None
+            self._collect = True
             if show.emergency:
                 self._emergency -= 1
             if self._latest is pb:
@@ -494,6 +519,25 @@ class BoardOutput(Output):
     async def _sleep_until(self, wall: float) -> None:
         while (left := wall - self._wall()) > 0:
             await asyncio.sleep(min(left, 1.0))
+
+
+def _return_big_buffers_to_the_os() -> None:
+    """Fix glibc's mmap threshold at 1 MiB (M_MMAP_THRESHOLD).
+
+    Frames are 2-8 MB buffers allocated and freed from several threads; glibc raises its
+    threshold to the largest freed mmap'd chunk, after which such buffers come from the
+    heap and fragmentation grows the agent by 15-25 MB per 1080p alert (measured: 95 MB
+    idle, 231 MB after 9 alerts). A fixed threshold keeps them mmap'd, so each is
+    returned to the OS when freed (flat at the idle figure; bench/bench_display_agent.py).
+    """
+    import ctypes
+    import ctypes.util
+
+    name = ctypes.util.find_library("c")
+    if name is None:
+        return
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(name).mallopt(-3, 1 << 20)  # M_MMAP_THRESHOLD (glibc's malloc.h)
 
 
 def _slide_media(item: ScheduleItem) -> list[Any]:

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from conftest import RecordingSpi
 from PIL import Image
+from support.spi import RecordingSpi
 
 from display.max7219 import Max7219Board
 
