@@ -127,6 +127,11 @@ class AudioEngine:
         ]
         await self.wait_ready(self._open_timeout)
 
+    @property
+    def tasks(self) -> list[asyncio.Task[None]]:
+        """The output supervisor and the amplifier loop (long-lived; for liveness)."""
+        return list(self._tasks)
+
     async def wait_ready(self, timeout: float) -> bool:
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(timeout):

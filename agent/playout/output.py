@@ -178,6 +178,11 @@ class Output(ABC):
         """Stop everything and release the device (every open Playback ends)."""
         return None
 
+    def tasks(self) -> Sequence[asyncio.Task[None]]:
+        """Long-lived tasks the output runs itself (after `start()`); the agent watches
+        them in its liveness registry (agent/liveness.py). Default: none."""
+        return ()
+
     async def wait_ready(self, timeout: float) -> bool:
         """Wait up to `timeout` s for the device to be open; True when it is."""
         return self.status().ok

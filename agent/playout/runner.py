@@ -60,6 +60,7 @@ MediaPath = Callable[[str], Awaitable[Path | None]]
 ProofSink = Callable[[dict[str, Any]], Awaitable[None]]
 # RMS heard by the monitoring input between two wall times (None: it heard no data).
 Heard = Callable[[float, float], Awaitable[float | None]]
+Spawn = Callable[[str, Callable[[], Awaitable[None]]], None]
 
 
 SegmentKind = ProofKind | Literal["test"]
@@ -93,6 +94,9 @@ class PlayoutDeps:
     wall: Callable[[], float] = time.time
     mono: Callable[[], float] = time.monotonic
     heard: Heard | None = None  # set when `[audio] monitor` is configured
+    # Runs the loop as a supervised part (agent/supervisor.py `Supervisor.start`):
+    # restarted if it dies, shown in the liveness registry. None: a plain task.
+    spawn: Spawn | None = None
 
 
 class Playout:
@@ -137,7 +141,10 @@ class Playout:
             )
         await asyncio.to_thread(self.d.save_state, self.state.to_json())
         self._clock_stepped()  # the baseline: a step while the agent was down is not seen
-        self._task = asyncio.create_task(self._loop(), name="playout")
+        if self.d.spawn is not None:
+            self.d.spawn(f"playout.{self.d.output.name}", self._loop)
+        else:
+            self._task = asyncio.create_task(self._loop(), name="playout")
 
     async def stop(self) -> None:
         for t in (self._task, self._prep_task):

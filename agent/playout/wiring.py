@@ -16,12 +16,13 @@ from typing import Any
 from agent.config import Config
 from agent.dispatch import Dispatcher
 from agent.handlers import VOLUME_KEY, load_schedule
+from agent.liveness import Liveness
 from agent.model import ScheduleSet
 from agent.playout.coordinator import AlertCoordinator
 from agent.playout.handlers import PlayoutHandlers
 from agent.playout.live import LiveHandlers, LiveRelay
 from agent.playout.output import Output
-from agent.playout.runner import Playout, PlayoutDeps
+from agent.playout.runner import Playout, PlayoutDeps, Spawn
 from agent.playout.speaker import SpeakerOutput
 from agent.reporter import Reporter
 from agent.state import StateStore
@@ -110,10 +111,13 @@ async def start_playout(
     wall: Callable[[], float],
     media_path: Callable[[str], Awaitable[Path | None]],
     outputs: Sequence[Output] | None = None,
+    spawn: Spawn | None = None,
+    liveness: Liveness | None = None,
 ) -> PlayoutSide | None:
     """Open every configured output and start one planner loop on each.
 
     `outputs` replaces the outputs built from the configuration (tests pass fakes).
+    `spawn` runs each loop as a supervised part; `liveness` watches the outputs' tasks.
     None when the device has no output at all (`[audio] output = "none"`, no board).
     """
     emit = reporter.emit
@@ -135,6 +139,9 @@ async def start_playout(
     live: LiveHandlers | None = None
     for out in outputs:
         await out.start()
+        if liveness is not None:
+            for task in out.tasks():
+                liveness.watch_task(f"{out.name}.{task.get_name()}", task)
         # The persisted master volume, on the same curve as `volume.set`, before
         # anything (a stored schedule, a resumed item) can sound.
         out.set_master(volume)
@@ -154,6 +161,7 @@ async def start_playout(
                 quiet=cfg.audio.quiet_hours,
                 clock_trusted=clock_trusted,
                 wall=wall,
+                spawn=spawn,
                 heard=(
                     monitor.heard_dbfs_settled
                     if monitor is not None and isinstance(out, SpeakerOutput)
