@@ -222,6 +222,12 @@ class Output(ABC):
         (0–100; scaled by the master volume when `use_master`; emergencies pass
         False). Never raises for a device that is down (see the module rules)."""
 
+    def expect(self, at_wall: float | None) -> None:
+        """The loop's next planned start (None: nothing planned). An output that needs
+        warming up (an amplifier, a screen waking) starts doing so ahead of it, so
+        the start is on time after any silence. Default: nothing to do."""
+        return None
+
     @abstractmethod
     def preempt(self, pb: Playback) -> None:
         """End `pb` within one buffer/frame; outcome `preempted`."""

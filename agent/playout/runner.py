@@ -322,6 +322,8 @@ class Playout:
                 )
             )
         await asyncio.to_thread(self.d.save_state, self.state.to_json())
+        # What may start next, so the output can warm up (amplifier lead) in time.
+        self.d.output.expect(None if decision.wake_at is None else decision.wake_at.timestamp())
         return await self._sleep(decision.wake_at, at)
 
     async def _sleep(self, wake_at: datetime | None, planned_at: float) -> float | None:

@@ -90,6 +90,9 @@ class SpeakerOutput(Output):
             voice.done.add_done_callback(lambda _f: _mirror(pb, voice))
         return pb
 
+    def expect(self, at_wall: float | None) -> None:
+        self.engine.expect(at_wall)
+
     def preempt(self, pb: Playback) -> None:
         self.engine.preempt(_voice(pb))
 

@@ -92,6 +92,7 @@ def speaker_output(cfg: Config, emit: EmitEvent, monitor: LevelMonitor | None) -
     engine = AudioEngine(
         cfg.audio.output, cfg.audio.sample_rate, cfg.storage.dir / "pcm", emit_event=emit,
         amp_lead_s=cfg.audio.amp_lead_s, amp_idle_s=cfg.audio.amp_idle_s,
+        emergency_lead_s=cfg.audio.emergency_lead_s,
         tts_voice=cfg.audio.tts_voice,
     )  # fmt: skip
     return SpeakerOutput(engine, monitor)

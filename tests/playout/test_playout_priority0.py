@@ -24,7 +24,7 @@ def test_playout_priority0_test_run_waits_for_the_alert(
     commune = TrustKey("vn-48-490-20194", commands=("schedule.set", "test.run"), max_priority=49)
     agent = AgentProc.create(tmp_path / "a", broker, DEVICE, ["vn-48"], [province_key, commune])
     text = agent.config.read_text()
-    agent.config.write_text(text.replace('output = "none"\n', 'output = "pulse"\namp_lead_s = 0\n'))
+    agent.config.write_text(text.replace('output = "none"\n', 'output = "pulse"\n'))
     province = Province(broker, province_key)
     with recording(agent, province, pulse) as rec:
         alert = send_accepted(
