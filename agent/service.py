@@ -139,9 +139,12 @@ async def _run(cfg: Config, stack: contextlib.AsyncExitStack) -> int:
         media_path=media.path_for,
         spawn=parts.start,
         liveness=live,
+        derived_written=media.cache.trim,
     )
     if sound is not None:
         stack.push_async_callback(sound.stop)
+        # Decoded audio and speech count in the cache quota; what plays is kept.
+        media.cache.set_derived(storage / "pcm", sound.files_in_use)
     # Parts stop before the outputs they drive (the exit stack unwinds in reverse).
     stack.push_async_callback(parts.aclose)
 

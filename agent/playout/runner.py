@@ -97,6 +97,9 @@ class PlayoutDeps:
     # Runs the loop as a supervised part (agent/supervisor.py `Supervisor.start`):
     # restarted if it dies, shown in the liveness registry. None: a plain task.
     spawn: Spawn | None = None
+    # Called (in a thread) after preparing wrote derived files: the cache trims itself
+    # back within its quota (agent/cache/store.py `MediaCache.trim`).
+    derived_written: Callable[[], object] | None = None
 
 
 class Playout:
@@ -214,6 +217,17 @@ class Playout:
         """Priority of active alert `alert_id` on this output (None: not active)."""
         a = self.alerts.get(alert_id)
         return None if a is None else a.args.priority
+
+    def media_in_use(self) -> list[Media]:
+        """Everything this loop has prepared, is playing or has waiting (alerts, tests):
+        its derived files must not be evicted from the cache."""
+        # list() copies in one step: the cache may ask from a download thread.
+        media: list[Media] = list(self._prepared.values())
+        media += [a.programme for a in list(self.alerts.values())]
+        media += [t.media for t in list(self.tests.values())]
+        if self.current is not None:
+            media.append(self.current.pb.media)
+        return media
 
     def emergency_active(self) -> bool:
         """Is an item of priority ≥ 90 sounding/showing here, or an alert or live
@@ -596,6 +610,8 @@ class Playout:
             log.error("cannot decode media of %s: %s", item.id, e)
             return None
         self._prepared[key] = prepared
+        if self.d.derived_written is not None:
+            await asyncio.to_thread(self.d.derived_written)
         return prepared
 
 

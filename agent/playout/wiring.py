@@ -73,6 +73,14 @@ class PlayoutSide:
         """The heartbeat's `playing`: the first output (speaker first) playing something."""
         return next((p for lp in self.loops if (p := lp.playing()) is not None), None)
 
+    def files_in_use(self) -> set[Path]:
+        """Derived files the outputs need now (for the cache: never evicted)."""
+        out: set[Path] = set()
+        for lp in self.loops:
+            for media in lp.media_in_use():
+                out.update(getattr(media, "files", ()))
+        return out
+
     def alert_id(self) -> str | None:
         return next((a for lp in self.loops if (a := lp.alert_id()) is not None), None)
 
@@ -114,11 +122,13 @@ async def start_playout(
     outputs: Sequence[Output] | None = None,
     spawn: Spawn | None = None,
     liveness: Liveness | None = None,
+    derived_written: Callable[[], object] | None = None,
 ) -> PlayoutSide | None:
     """Open every configured output and start one planner loop on each.
 
     `outputs` replaces the outputs built from the configuration (tests pass fakes).
-    `spawn` runs each loop as a supervised part; `liveness` watches the outputs' tasks.
+    `spawn` runs each loop as a supervised part; `liveness` watches the outputs' tasks;
+    `derived_written` is called (in a thread) after derived files were written.
     None when the device has no output at all (`[audio] output = "none"`, no board).
     """
     emit = reporter.emit
@@ -163,6 +173,7 @@ async def start_playout(
                 clock_trusted=clock_trusted,
                 wall=wall,
                 spawn=spawn,
+                derived_written=derived_written,
                 heard=(
                     monitor.heard_dbfs_settled
                     if monitor is not None and isinstance(out, SpeakerOutput)
