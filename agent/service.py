@@ -98,6 +98,7 @@ async def _run(cfg: Config, stack: contextlib.AsyncExitStack) -> int:
     topics = Topics(cfg.device.id)
     reporter = Reporter(outbox, topics, device_key, tz)
     stop = _Stop(asyncio.Event())
+
     # One liveness registry: the watchdog pings only while every part is up.
     def show_status() -> None:
         sdnotify.notify(f"STATUS={live.status_line()}")

@@ -31,7 +31,7 @@ from agent.model import ScheduleItem, is_emergency
 from agent.playout.alerts import ActiveAlert, ActiveTest, finish
 from agent.playout.live import LiveRelay
 from agent.playout.output import Media, Output, Playback
-from agent.playout.proofs import ProofKind, segment_proof, segment_proof_id, skip_proof
+from agent.playout.proofs import ProofKind, segment_proof, skip_proof
 from agent.scheduler import (
     ActiveSource,
     PlanInputs,
@@ -44,6 +44,7 @@ from agent.scheduler import (
     plan,
     quiet_warnings,
 )
+from agent.wire import proof_id
 
 log = logging.getLogger(__name__)
 
@@ -133,7 +134,7 @@ class Playout:
             subject = gone.key.split("@", 1)[0] if kind == "audio" else gone.key.split(":", 1)[1]
             await self.d.proof(
                 segment_proof(
-                    proof_id=self._pid(f"{gone.key}#{gone.since.timestamp():.3f}"),
+                    proof_id=self._pid(proof_id(gone.key, gone.since.timestamp())),
                     kind=self._item_kind(kind),
                     subject_id=subject,
                     tz=self.d.tz,
@@ -525,7 +526,7 @@ class Playout:
             heard = await self.d.heard(started, v.ended_wall)
         await self.d.proof(
             segment_proof(
-                proof_id=self._pid(segment_proof_id(seg.key, started)),
+                proof_id=self._pid(proof_id(seg.key, started)),
                 kind=seg.kind,
                 subject_id=seg.subject_id,
                 tz=self.d.tz,
@@ -561,7 +562,7 @@ class Playout:
     async def _unplayed_alert_proof(self, alert: ActiveAlert) -> None:
         await self.d.proof(
             segment_proof(
-                proof_id=self._pid(f"{alert.key}#{alert.since.timestamp():.3f}#unplayed"),
+                proof_id=self._pid(proof_id(alert.key, alert.since.timestamp(), tag="unplayed")),
                 kind="alert",
                 subject_id=alert.args.alert_id,
                 tz=self.d.tz,
