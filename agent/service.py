@@ -33,6 +33,7 @@ from agent.intake import Intake
 from agent.jws import load_private_key
 from agent.link import Announcement, Incoming, Link, LinkSettings
 from agent.liveness import Liveness
+from agent.looplag import LoopLag
 from agent.media import MediaSide
 from agent.model import ScheduleSet
 from agent.outbox import Outbox
@@ -149,6 +150,7 @@ async def _run(cfg: Config, stack: contextlib.AsyncExitStack) -> int:
     # Parts stop before the outputs they drive (the exit stack unwinds in reverse).
     stack.push_async_callback(parts.aclose)
 
+    lag = LoopLag(reporter.emit)
     heartbeat = Heartbeat(
         HeartbeatSources(
             storage_dir=storage,
@@ -160,14 +162,19 @@ async def _run(cfg: Config, stack: contextlib.AsyncExitStack) -> int:
             volume=lambda: int(state.get(VOLUME_KEY, 100)),
             clock=clock,
             outbox=outbox.count,
-            extra={"parts_down": lambda: live.down_parts() or None},
+            extra={
+                "parts_down": lambda: live.down_parts() or None,
+                "loop_lag_p99_ms": lag.p99_ms,
+            },
         )
     )
 
     async def beat_now() -> None:
         if not link.connected.is_set():
             return
-        payload = dumps(heartbeat.build(rfc3339_ms(time.time(), tz)))
+        # The beat stats the cache and reads the database: off the loop.
+        beat = await asyncio.to_thread(heartbeat.build, rfc3339_ms(time.time(), tz))
+        payload = dumps(beat)
         with contextlib.suppress(Exception):
             await link.publish(topics.hb, payload, qos=0)
 
@@ -265,6 +272,7 @@ async def _run(cfg: Config, stack: contextlib.AsyncExitStack) -> int:
     parts.start("outbox", lambda: reporter.pump(link))
     parts.start("intake", intake.run)
     parts.start("heartbeat", heartbeats)
+    parts.start("looplag", lag.run)
     stack.push_async_callback(close_link)
     watchdog = loop.create_task(sdnotify.watchdog_loop(live.healthy), name="watchdog")
     stack.push_async_callback(_cancel, [watchdog, *restarting])
