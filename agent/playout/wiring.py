@@ -73,6 +73,17 @@ class PlayoutSide:
         """The heartbeat's `playing`: the first output (speaker first) playing something."""
         return next((p for lp in self.loops if (p := lp.playing()) is not None), None)
 
+    def active_priority(self, cmd: str, name: str) -> int:
+        """Priority of what a stop command names (PROTOCOL §3: `alert.stop` carries the
+        priority of the alert it names, `live.stop` that of the session; 0 when none
+        is active), for the dispatcher's key-scope check."""
+        if cmd == "alert.stop":
+            return self.coordinator.alert_priority(name)
+        if cmd == "live.stop" and self.live is not None:
+            s = self.live.relay.sessions.get(name)
+            return 0 if s is None else s.args.priority
+        return 0
+
     def files_in_use(self) -> set[Path]:
         """Derived files the outputs need now (for the cache: never evicted)."""
         out: set[Path] = set()
