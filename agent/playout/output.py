@@ -62,7 +62,9 @@ class Media(Protocol):
     """Something an output prepared and can start at once (its own opaque type).
 
     The audio engine's `playback.prepared.Prepared` is one; a board's rendered slide
-    sequence another. The planner reads only `duration_s`.
+    sequence another. The planner reads only `duration_s`. A Media made of derived
+    files (decoded audio, rendered frames) also has `files: tuple[Path, ...]`
+    (optional): those are kept from cache eviction while it is prepared or playing.
     """
 
     @property
@@ -178,6 +180,11 @@ class Output(ABC):
         """Stop everything and release the device (every open Playback ends)."""
         return None
 
+    def tasks(self) -> Sequence[asyncio.Task[None]]:
+        """Long-lived tasks the output runs itself (after `start()`); the agent watches
+        them in its liveness registry (agent/liveness.py). Default: none."""
+        return ()
+
     async def wait_ready(self, timeout: float) -> bool:
         """Wait up to `timeout` s for the device to be open; True when it is."""
         return self.status().ok
@@ -216,6 +223,12 @@ class Output(ABC):
         """Start `media` at `at_wall` (None: now), `offset_s` into it, at `volume`
         (0–100; scaled by the master volume when `use_master`; emergencies pass
         False). Never raises for a device that is down (see the module rules)."""
+
+    def expect(self, at_wall: float | None) -> None:
+        """The loop's next planned start (None: nothing planned). An output that needs
+        warming up (an amplifier, a screen waking) starts doing so ahead of it, so
+        the start is on time after any silence. Default: nothing to do."""
+        return None
 
     @abstractmethod
     def preempt(self, pb: Playback) -> None:

@@ -7,6 +7,7 @@ and `test.run speaker` is the 1 kHz tone judged by the monitoring input if any.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from pathlib import Path
 from typing import cast
@@ -39,6 +40,9 @@ class SpeakerOutput(Output):
 
     async def close(self) -> None:
         await self.engine.stop()
+
+    def tasks(self) -> Sequence[asyncio.Task[None]]:
+        return self.engine.tasks
 
     async def wait_ready(self, timeout: float) -> bool:
         return await self.engine.wait_ready(timeout)
@@ -85,6 +89,9 @@ class SpeakerOutput(Output):
         else:
             voice.done.add_done_callback(lambda _f: _mirror(pb, voice))
         return pb
+
+    def expect(self, at_wall: float | None) -> None:
+        self.engine.expect(at_wall)
 
     def preempt(self, pb: Playback) -> None:
         self.engine.preempt(_voice(pb))

@@ -16,12 +16,13 @@ from typing import Any
 from agent.config import Config
 from agent.dispatch import Dispatcher
 from agent.handlers import VOLUME_KEY, load_schedule
+from agent.liveness import Liveness
 from agent.model import ScheduleSet
 from agent.playout.coordinator import AlertCoordinator
 from agent.playout.handlers import PlayoutHandlers
 from agent.playout.live import LiveHandlers, LiveRelay
 from agent.playout.output import Output
-from agent.playout.runner import Playout, PlayoutDeps
+from agent.playout.runner import Playout, PlayoutDeps, Spawn
 from agent.playout.speaker import SpeakerOutput
 from agent.reporter import Reporter
 from agent.state import StateStore
@@ -81,6 +82,25 @@ class PlayoutSide:
         """The heartbeat's `playing`: the first output (speaker first) playing something."""
         return next((p for lp in self.loops if (p := lp.playing()) is not None), None)
 
+    def active_priority(self, cmd: str, name: str) -> int:
+        """Priority of what a stop command names (PROTOCOL §3: `alert.stop` carries the
+        priority of the alert it names, `live.stop` that of the session; 0 when none
+        is active), for the dispatcher's key-scope check."""
+        if cmd == "alert.stop":
+            return self.coordinator.alert_priority(name)
+        if cmd == "live.stop" and self.live is not None:
+            s = self.live.relay.sessions.get(name)
+            return 0 if s is None else s.args.priority
+        return 0
+
+    def files_in_use(self) -> set[Path]:
+        """Derived files the outputs need now (for the cache: never evicted)."""
+        out: set[Path] = set()
+        for lp in self.loops:
+            for media in lp.media_in_use():
+                out.update(getattr(media, "files", ()))
+        return out
+
     def alert_id(self) -> str | None:
         return next((a for lp in self.loops if (a := lp.alert_id()) is not None), None)
 
@@ -100,6 +120,7 @@ def speaker_output(cfg: Config, emit: EmitEvent, monitor: LevelMonitor | None) -
     engine = AudioEngine(
         cfg.audio.output, cfg.audio.sample_rate, cfg.storage.dir / "pcm", emit_event=emit,
         amp_lead_s=cfg.audio.amp_lead_s, amp_idle_s=cfg.audio.amp_idle_s,
+        emergency_lead_s=cfg.audio.emergency_lead_s,
         tts_voice=cfg.audio.tts_voice,
     )  # fmt: skip
     return SpeakerOutput(engine, monitor)
@@ -127,10 +148,15 @@ async def start_playout(
     wall: Callable[[], float],
     media_path: Callable[[str], Awaitable[Path | None]],
     outputs: Sequence[Output] | None = None,
+    spawn: Spawn | None = None,
+    liveness: Liveness | None = None,
+    derived_written: Callable[[], object] | None = None,
 ) -> PlayoutSide | None:
     """Open every configured output and start one planner loop on each.
 
     `outputs` replaces the outputs built from the configuration (tests pass fakes).
+    `spawn` runs each loop as a supervised part; `liveness` watches the outputs' tasks;
+    `derived_written` is called (in a thread) after derived files were written.
     None when the device has no output at all (`[audio] output = "none"`, no board).
     """
     emit = reporter.emit
@@ -152,6 +178,9 @@ async def start_playout(
     live: LiveHandlers | None = None
     for out in outputs:
         await out.start()
+        if liveness is not None:
+            for task in out.tasks():
+                liveness.watch_task(f"{out.name}.{task.get_name()}", task)
         # The persisted master volume, on the same curve as `volume.set`, before
         # anything (a stored schedule, a resumed item) can sound.
         out.set_master(volume)
@@ -171,6 +200,8 @@ async def start_playout(
                 quiet=_quiet_for(cfg, out),
                 clock_trusted=clock_trusted,
                 wall=wall,
+                spawn=spawn,
+                derived_written=derived_written,
                 heard=(
                     monitor.heard_dbfs_settled
                     if monitor is not None and isinstance(out, SpeakerOutput)

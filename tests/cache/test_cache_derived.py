@@ -1,0 +1,74 @@
+"""Derived files (decoded audio, speech renders) live within the cache quota: counted,
+evicted by the same rules, never the ones the horizon or what plays now needs."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+from pathlib import Path
+
+import numpy as np
+from support.pulse import write_wav
+
+from agent.cache.store import MediaCache
+from agent.model import MediaRef
+from playback.engine import AudioEngine
+
+MiB = 1 << 20
+QUOTA = 2 * MiB
+
+
+def on_disk(*folders: Path) -> int:
+    total = 0
+    for folder in folders:
+        for dirpath, _dirs, files in os.walk(folder):
+            for f in files:
+                total += (Path(dirpath) / f).stat().st_size
+    return total
+
+
+def media_file(folder: Path, i: int) -> tuple[Path, MediaRef]:
+    t = np.arange(int(48000 * 1.5)) / 48000
+    x = (0.3 * np.sin(2 * np.pi * (300 + 10 * i) * t)).astype(np.float32)
+    path = write_wav(folder / f"m{i}.wav", x)
+    sha = hashlib.sha256(path.read_bytes()).hexdigest()
+    return path, MediaRef(f"https://cdn.example.vn/{i}.wav", sha, path.stat().st_size, "audio/wav")
+
+
+def test_cache_derived_forty_schedules_and_ten_alerts_stay_within_quota(tmp_path: Path) -> None:
+    storage = tmp_path / "state"
+    cache = MediaCache(storage / "cache", QUOTA, emit_event=lambda *_: None, reserve_bytes=0)
+    cache.ensure_dirs()
+    in_use: set[Path] = set()
+    cache.set_derived(storage / "pcm", lambda: set(in_use))
+    src = tmp_path / "src"
+    src.mkdir()
+
+    async def main() -> None:
+        engine = AudioEngine("none", 48000, storage / "pcm", emit_event=lambda *_: None)
+        alert_pcm: list[Path] = []
+        for version in range(40):
+            path, ref = media_file(src, version)
+            assert cache.evict_for(ref.size), f"version {version}: no room"
+            cache.publish(ref.sha256, path)
+            cache.set_pins("schedule", [ref])  # the new schedule needs only its media
+            prepared = await engine.prepare([cache.object_path(ref.sha256)], [ref.sha256])
+            assert cache.trim()
+            assert cache.used_bytes() <= QUOTA
+            assert on_disk(storage / "cache", storage / "pcm") <= QUOTA + 64 * 1024
+            # What the horizon needs is kept: this schedule's media and its decoded audio.
+            assert cache.has(ref.sha256) and all(f.exists() for f in prepared.files)
+            if version % 4 == 0:
+                alert = await engine.prepare_text(f"Cảnh báo lũ số {version}")
+                in_use.clear()
+                in_use.update(alert.files)  # an alert sounding now
+                alert_pcm = list(alert.files)
+                assert cache.trim()
+                assert all(f.exists() for f in alert_pcm)  # never evicted while it sounds
+                assert cache.used_bytes() <= QUOTA
+        # The derived files are listed with their source.
+        sources = {d.source for d in cache.derived()}
+        assert ref.sha256 in sources
+
+    asyncio.run(main())
