@@ -179,6 +179,10 @@ class BoardOutput(Output):
         self._cue_idle(self._wall())
         return True
 
+    def tasks(self) -> Sequence[asyncio.Task[None]]:
+        """The watch task (watchdog, screen power, reopening), for the liveness registry."""
+        return () if self._task is None else (self._task,)
+
     async def close(self) -> None:
         if self._task is not None:
             self._task.cancel()
