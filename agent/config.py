@@ -835,13 +835,7 @@ def _audio(t: _Table, base: Path) -> AudioConfig:
     output = t.text("output", "default")
     if t.has("output") and not output.strip():
         t.bad("output", 'must not be empty (use "none" for a device without speakers)')
-    quiet_text = t.text("quiet_hours")
-    quiet = None
-    if quiet_text.strip():
-        try:
-            quiet = QuietHours.parse(quiet_text)
-        except ValueError as e:
-            t.bad("quiet_hours", str(e))
+    quiet = _span(t, "quiet_hours")
     voice = t.text("tts_voice", "vi")
     if t.has("tts_voice") and not voice.strip():
         t.bad("tts_voice", "must not be empty")
@@ -935,7 +929,7 @@ def _display(t: _Table, base: Path) -> DisplayConfig:
         reinit_s=t.number("reinit_s", 600.0, 5.0, 86400.0),
         fps=t.integer("fps", 30, 1, 60),
         brightness=_brightness(t),
-        on_hours=_on_hours(t),
+        on_hours=_span(t, "on_hours"),
         power_control=_enum(t, "power_control", "none", DISPLAY_POWER),
         backlight=t.text("backlight"),
         dark_in_quiet_hours=t.boolean("dark_in_quiet_hours", False),
@@ -960,14 +954,15 @@ def _brightness(t: _Table) -> tuple[BrightnessStep, ...]:
     return tuple(sorted(steps, key=lambda s: s.start_min))
 
 
-def _on_hours(t: _Table) -> QuietHours | None:
-    text = t.text("on_hours")
+def _span(t: _Table, key: str) -> QuietHours | None:
+    """A daily `HH:MM-HH:MM` span (quiet hours, a screen's on hours); "" = none."""
+    text = t.text(key)
     if not text.strip():
         return None
     try:
         return QuietHours.parse(text)
     except ValueError as e:
-        t.bad("on_hours", str(e))
+        t.bad(key, str(e))
         return None
 
 
