@@ -197,7 +197,7 @@ async def start_playout(
                 proof=reporter.proof,
                 load_state=lambda key=key: state.get(key),  # type: ignore[misc]
                 save_state=save,
-                quiet=_quiet_for(cfg, out),
+                quiet=quiet_hours_for(cfg, out),
                 clock_trusted=clock_trusted,
                 wall=wall,
                 spawn=spawn,
@@ -232,7 +232,7 @@ async def start_playout(
     return PlayoutSide(loops, coordinator, handlers, speaker, live, monitor)
 
 
-def _quiet_for(cfg: Config, out: Output) -> Any:
+def quiet_hours_for(cfg: Config, out: Output) -> Any:
     """Quiet hours silence speakers; boards stay lit in them unless configured dark."""
     if "audio" in out.kinds or cfg.display.dark_in_quiet_hours:
         return cfg.audio.quiet_hours

@@ -221,3 +221,26 @@ def test_playout_board_emergency_switches_a_screen_on_outside_its_hours(
             assert alert_frames  # shown while the screen was on
 
     asyncio.run(main())
+
+
+def test_playout_board_stays_lit_in_quiet_hours_unless_configured(tmp_path: Path) -> None:
+    from support.config import good_config_text
+
+    from agent.config import parse_config
+    from agent.playout.wiring import board_output, quiet_hours_for, speaker_output
+
+    def config(dark: str) -> Any:
+        text = good_config_text(tmp_path).replace(
+            "[report]",
+            f'[display]\nkind = "image-dir"\npath = "f"\nwidth = 64\nheight = 16\n{dark}\n[report]',
+        )
+        assert 'quiet_hours = "22:00-05:00"' in text
+        return parse_config(text, tmp_path / "agent.toml")
+
+    lit = config("")
+    board = board_output(lit, lambda *_e: None)
+    assert board is not None and quiet_hours_for(lit, board) is None
+    speaker = speaker_output(lit, lambda *_e: None, None)
+    assert quiet_hours_for(lit, speaker) == lit.audio.quiet_hours is not None
+    dark = config("dark_in_quiet_hours = true")
+    assert quiet_hours_for(dark, board) == dark.audio.quiet_hours
