@@ -150,17 +150,10 @@ class Presenter:
             problem = f"animated scene: no frame reached the board for {stale:.1f} s"
         elif stalled is not None and stalled() > 2.0:
             problem = f"video: the decoder sent no new frame for {stalled():.1f} s"
-        read = getattr(self.board, "read", None)
-        if problem is None and read is not None and self._last_frame is not None:
-            try:
-                on_screen = read()
-            except BoardError as e:
-                problem = f"cannot read the framebuffer back: {e}"
-            else:
-                if not current.scene.animated and frame_sha256(on_screen) != frame_sha256(
-                    self._last_frame.convert("RGB")
-                ):
-                    problem = "the framebuffer no longer holds the frame written (overdrawn)"
+        intact = getattr(self.board, "intact", None)
+        static = not current.scene.animated
+        if problem is None and intact is not None and static and intact() is False:
+            problem = "the framebuffer no longer holds the frame written (overdrawn)"
         if problem is not None:
             self._report("display_frozen", problem)
             reset = getattr(self.board, "reset", None)

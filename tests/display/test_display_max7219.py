@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import pytest
 from PIL import Image
 from support.spi import RecordingSpi
 
+from display.board import BoardError
 from display.max7219 import Max7219Board
 
 # MAX7219 registers (datasheet table 2): digits 1-8 are registers 0x01-0x08.
@@ -86,10 +88,6 @@ def test_periodic_reinitialisation(spi: RecordingSpi) -> None:
 def test_a_dead_bus_marks_the_board_failed(spi: RecordingSpi) -> None:
     board = Max7219Board(spi, width=32, height=8)
     spi.fail_at = set(range(len(spi.calls), len(spi.calls) + 1000))
-    import pytest
-
-    from display.board import BoardError
-
     with pytest.raises(BoardError):
         board.show(known_frame())
     assert not board.ok
