@@ -170,7 +170,7 @@ class BoardOutput(Output):
         self.power = ScreenPower(switch, dimmer=dimmer, contrast=contrast)
         self.presenter.start()
         self._error = None
-        if board.size[1] < 16 and self.config.kind == "max7219":
+        if board.size[1] < 16:
             self.emit(
                 "info", "display_small_panel",
                 f"{board.size[0]}x{board.size[1]} panel: text in the compact font, scrolling; "

@@ -88,3 +88,28 @@ def test_not_a_video_is_a_clear_error(tmp_path: Path) -> None:
     bad.write_bytes(b"not a video")
     with pytest.raises(VideoError, match=r"x\.mp4"):
         probe(bad)
+
+
+def test_a_stalled_decoder_is_caught_by_the_watchdog(tmp_path: Path) -> None:
+    import os
+    import signal
+
+    path = clip(tmp_path, "hevc", seconds=8)
+    board = ImageDirBoard(tmp_path / "frames", (160, 120))
+    scene = VideoScene(path, probe(path), board.size)
+    scene.open()
+    problems: list[str] = []
+    presenter = Presenter(board, fps=10, on_problem=lambda _c, d: problems.append(d))
+    presenter.start()
+    proc = scene._proc
+    assert proc is not None
+    try:
+        presenter.cue(scene, item="video")
+        poll(lambda: scene.frames >= 10)
+        assert presenter.check() is None
+        os.kill(proc.pid, signal.SIGSTOP)  # a decoder that hangs: frames stop coming
+        poll(lambda: presenter.check(), timeout=30)
+        assert any("decoder" in p for p in problems)
+    finally:
+        os.kill(proc.pid, signal.SIGCONT)
+        presenter.stop()
