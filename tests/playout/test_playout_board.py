@@ -244,3 +244,49 @@ def test_playout_board_stays_lit_in_quiet_hours_unless_configured(tmp_path: Path
     assert quiet_hours_for(lit, speaker) == lit.audio.quiet_hours is not None
     dark = config("dark_in_quiet_hours = true")
     assert quiet_hours_for(dark, board) == dark.audio.quiet_hours
+
+
+def test_playout_board_video_then_text_without_a_gap(tmp_path: Path) -> None:
+    import subprocess
+
+    from PIL import Image
+
+    async def main() -> None:
+        async with rig(tmp_path, video_codecs=("hevc",)) as r:
+            clip = tmp_path / "bars.mp4"
+            subprocess.run(
+                ["ffmpeg", "-hide_banner", "-loglevel", "error", "-y", "-f", "lavfi",
+                 "-i", "smptebars=size=320x240:rate=25", "-t", "3", "-c:v", "libx265",
+                 "-x265-params", "log-level=error", "-pix_fmt", "yuv420p", str(clip)],
+                check=True,
+            )  # fmt: skip
+            sha = "ef" * 32
+            r.media[sha] = clip
+            ref = MediaRef("https://cdn.example.vn/v.mp4", sha, clip.stat().st_size, "video/mp4")
+            t0 = time.time() + 3.0
+            r.schedule(
+                ScheduleItem(
+                    id="promo",
+                    kind="slides",
+                    start=datetime.fromtimestamp(t0, UTC),
+                    slides=(Slide(duration_s=2.0, media=ref), Slide(duration_s=1.0, text="Hết")),
+                )
+            )
+            await until(lambda: r.proofs_of("promo"), "promo proved", hang_s=30)
+            (proof,) = r.proofs_of("promo")
+            assert proof["outcome"] == "completed"
+            assert [
+                abs(f["at"] - (t0 + i * 2.0)) <= 0.050 for i, f in enumerate(proof["frames"])
+            ] == [
+                True,
+                True,
+            ]
+            lines = [line for line in frames(r.folder) if line["item"] == "promo"]
+            assert black_sha(SIZE) not in {line["sha256"] for line in frames(r.folder)}
+            # The video's frames reached the board: SMPTE bars, letterboxed (320x240 in 320x180).
+            first = Image.open(r.folder / lines[0]["file"]).convert("RGB")
+            assert first.getpixel((160 - 120 + 10, 60))[0] > 150  # the grey/white first bar
+            assert first.getpixel((5, 60)) == (0, 0, 0)  # letterbox
+            assert len(lines) >= 10  # frames kept coming while it played
+
+    asyncio.run(main())
