@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -72,3 +74,11 @@ def test_cache_derived_forty_schedules_and_ten_alerts_stay_within_quota(tmp_path
         assert ref.sha256 in sources
 
     asyncio.run(main())
+    # The technician sees them too, with what they were made from.
+    out = subprocess.run(
+        [sys.executable, "-m", "agent", "cache", "ls", "--dir", str(storage)],
+        capture_output=True, text=True, timeout=60, check=True,
+    ).stdout  # fmt: skip
+    assert "derived files (decoded audio, speech):" in out
+    listed = [line for line in out.splitlines() if ".s16" in line]
+    assert listed and any("schedule" in line for line in listed), out
