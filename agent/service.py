@@ -157,6 +157,7 @@ async def _run(cfg: Config, stack: contextlib.AsyncExitStack) -> int:
             playing=sound.playing if sound else None,
             alert_id=sound.alert_id if sound else None,
             audio=sound.audio if sound else None,
+            display=sound.display if sound else None,
             cache=media.heartbeat,
             schedule_version=schedule_version,
             volume=lambda: int(state.get(VOLUME_KEY, 100)),

@@ -69,6 +69,16 @@ class PlayoutSide:
         st = self.speaker.status()
         return {"ok": st.ok, "device": st.device}
 
+    def display(self) -> dict[str, Any] | None:
+        """The heartbeat's `display` (§6.2) from the first board output, else None.
+        A board puts `kind` and anything else to show in `OutputStatus.detail`."""
+        for lp in self.loops:
+            out = lp.d.output
+            if out.test_what == "display":
+                st = out.status()
+                return {"ok": st.ok, "kind": out.name, **st.detail}
+        return None
+
     def playing(self) -> dict[str, Any] | None:
         """The heartbeat's `playing`: the first output (speaker first) playing something."""
         return next((p for lp in self.loops if (p := lp.playing()) is not None), None)
