@@ -213,7 +213,7 @@ async def _run(cfg: Config, stack: contextlib.AsyncExitStack) -> int:
         on_schedule=on_schedule,
         on_volume=sound.on_volume if sound else None,
     ).register(dispatcher)
-    media.register(dispatcher)
+    media.register(dispatcher, after_prefetch=sound.predecode if sound else None)
     if sound is not None:
         sound.register(dispatcher)
 

@@ -200,36 +200,31 @@ class BoardOutput(Output):
         return self.status().ok
 
     def status(self) -> OutputStatus:
+        """`detail` is the heartbeat's `display` beyond `ok` (PlayoutSide.display merges
+        it): kind, what is shown since when and its frame hash, power and brightness."""
         board_ok = self.board is not None and bool(self.board.ok) and self._error is None
-        detail: dict[str, Any] = {
-            "kind": self.config.kind,
-            "showing": self._now.label,
-            "since": self._now.since,
-            "frame_sha256": self._now.sha256,
-        }
-        if self.power is not None:
-            detail.update(self.power.report())
-        if self._error:
-            detail["error"] = self._error
-        device = self.config.path or self.config.kind
-        return OutputStatus(board_ok, device, detail)
-
-    def heartbeat(self) -> dict[str, Any]:
-        """The heartbeat's `display` (PROTOCOL §6.2 plus what is shown and power)."""
-        st = self.status()
         at = self._now.since
-        return {
-            "ok": st.ok,
+        detail: dict[str, Any] = {
             "kind": self.config.kind,
             "showing": self._now.label,
             "since": None
             if at is None
             else datetime.fromtimestamp(at, self.tz).isoformat(timespec="milliseconds"),
             "frame_sha256": self._now.sha256,
-            "power": st.detail.get("power"),
-            "power_reason": st.detail.get("power_reason"),
-            "brightness": st.detail.get("brightness"),
+            "power": None,
+            "power_reason": None,
+            "brightness": None,
         }
+        if self.power is not None:
+            detail.update(self.power.report())
+        if self._error:
+            detail["error"] = self._error
+        return OutputStatus(board_ok, self.config.path or self.config.kind, detail)
+
+    def heartbeat(self) -> dict[str, Any]:
+        """The heartbeat's `display` as PlayoutSide.display builds it (for tests)."""
+        st = self.status()
+        return {"ok": st.ok, **st.detail}
 
     # ---- watchdog and screen power -----------------------------------------------------
 

@@ -7,6 +7,7 @@ stay `not_supported`.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -17,7 +18,7 @@ from agent.config import Config
 from agent.dispatch import Dispatcher
 from agent.handlers import VOLUME_KEY, load_schedule
 from agent.liveness import Liveness
-from agent.model import ScheduleSet
+from agent.model import MediaRef, ScheduleSet
 from agent.playout.coordinator import AlertCoordinator
 from agent.playout.handlers import PlayoutHandlers
 from agent.playout.live import LiveHandlers, LiveRelay
@@ -46,6 +47,10 @@ class PlayoutSide:
     live: LiveHandlers | None = None
     monitor: LevelMonitor | None = None
 
+    @property
+    def _media_path(self) -> Callable[[str], Awaitable[Path | None]]:
+        return self.loops[0].d.media_path
+
     async def on_schedule(self, s: ScheduleSet) -> list[str]:
         warnings: list[str] = []
         for lp in self.loops:
@@ -69,14 +74,34 @@ class PlayoutSide:
         st = self.speaker.status()
         return {"ok": st.ok, "device": st.device}
 
-    def display(self) -> dict[str, Any] | None:
-        """The heartbeat's `display`: kind, ok, what is shown, power state (boards)."""
-        from agent.playout.board import BoardOutput
+    async def predecode(self, refs: list[MediaRef]) -> None:
+        """Decode prefetched audio now (after `media.prefetch`): an alert naming it then
+        starts without a decode. Failures only cost that head start."""
+        if self.speaker is None:
+            return
+        engine = self.speaker.engine
+        for ref in refs:
+            if not ref.type.startswith("audio/"):
+                continue
+            path = await self._media_path(ref.sha256)
+            if path is None:
+                continue
+            try:
+                await engine.prepare([path], [ref.sha256])
+            except Exception as e:  # a bad file fails when it is played, not here
+                log.warning("cannot pre-decode %s: %s", ref.sha256[:12], e)
+        if self.loops[0].d.derived_written is not None:
+            await asyncio.to_thread(self.loops[0].d.derived_written)
 
-        board = next(
-            (lp.d.output for lp in self.loops if isinstance(lp.d.output, BoardOutput)), None
-        )
-        return None if board is None else board.heartbeat()
+    def display(self) -> dict[str, Any] | None:
+        """The heartbeat's `display` (§6.2) from the first board output, else None.
+        A board puts `kind` and anything else to show in `OutputStatus.detail`."""
+        for lp in self.loops:
+            out = lp.d.output
+            if out.test_what == "display":
+                st = out.status()
+                return {"ok": st.ok, "kind": out.name, **st.detail}
+        return None
 
     def playing(self) -> dict[str, Any] | None:
         """The heartbeat's `playing`: the first output (speaker first) playing something."""

@@ -6,7 +6,11 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import os
+import subprocess
+import sys
+import time
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import numpy as np
 from support.pulse import write_wav
@@ -72,3 +76,59 @@ def test_cache_derived_forty_schedules_and_ten_alerts_stay_within_quota(tmp_path
         assert ref.sha256 in sources
 
     asyncio.run(main())
+    # The technician sees them too, with what they were made from.
+    out = subprocess.run(
+        [sys.executable, "-m", "agent", "cache", "ls", "--dir", str(storage)],
+        capture_output=True, text=True, timeout=60, check=True,
+    ).stdout  # fmt: skip
+    assert "derived files (decoded audio, speech):" in out
+    listed = [line for line in out.splitlines() if ".s16" in line]
+    assert listed and any("schedule" in line for line in listed), out
+
+
+def test_cache_derived_prefetched_audio_is_decoded_ahead(tmp_path: Path) -> None:
+    """After `media.prefetch`, audio is decoded at once (derived file in the quota), so
+    an alert naming it later starts without decoding first."""
+    from support.fake_output import FakeOutput
+
+    from agent.config import AlertsConfig
+    from agent.playout.coordinator import AlertCoordinator
+    from agent.playout.handlers import PlayoutHandlers
+    from agent.playout.runner import Playout, PlayoutDeps
+    from agent.playout.speaker import SpeakerOutput
+    from agent.playout.wiring import PlayoutSide
+    from playback.decode import pcm_path
+
+    path, ref = media_file(tmp_path, 1)
+    board = MediaRef("https://cdn.example.vn/b.png", "cd" * 32, 10, "image/png")
+
+    async def media_path(sha: str) -> Path | None:
+        return path if sha == ref.sha256 else None
+
+    async def main() -> Path:
+        engine = AudioEngine("none", 48000, tmp_path / "pcm", emit_event=lambda *_: None)
+        loops = [
+            Playout(
+                PlayoutDeps(
+                    output=out,
+                    tz=ZoneInfo("Asia/Ho_Chi_Minh"),
+                    media_path=media_path,
+                    proof=_no_proof,
+                    load_state=lambda: None,
+                    save_state=lambda _t: None,
+                )
+            )
+            for out in (SpeakerOutput(engine), FakeOutput("board", ["slides"]))
+        ]
+        co = AlertCoordinator(loops, media_path, wall=time.time)
+        side = PlayoutSide(loops, co, PlayoutHandlers(co, AlertsConfig(), wall=time.time),
+                           speaker=loops[0].d.output)  # type: ignore[arg-type]  # fmt: skip
+        await side.predecode([ref, board])
+        return pcm_path(tmp_path / "pcm", ref.sha256, 48000, 1)
+
+    pcm = asyncio.run(main())
+    assert pcm.is_file() and pcm.stat().st_size == 2 * int(48000 * 1.5)
+
+
+async def _no_proof(_record: dict[str, object]) -> None:
+    raise AssertionError("no proof expected")
