@@ -36,7 +36,6 @@ def test_rotation_first_frames_on_time_without_black(tmp_path: Path) -> None:
         }
         for i, (item, scene) in enumerate(slides.items()):
             presenter.cue(scene, item=item, at=t0 + 0.4 * i)
-            time.sleep(0.05)  # cue ahead, in turn, the way the board's planner does
         poll(lambda: len(shown) == 3)
     finally:
         presenter.stop()

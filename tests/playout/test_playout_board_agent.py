@@ -72,7 +72,8 @@ def test_playout_board_agent_speaker_and_board(
             [slides_at("notice", t0, 4, 5.0), item_at("news", news, t0 + 1.5, resume="join")],
         )
         poll(lambda: "notice" in items_shown(folder), timeout=30)
-        time.sleep(max(0.0, t0 + 5.0 - time.time()))  # both programmes running
+        # Both programmes running: the news heard at the sink.
+        poll(lambda: rec.first_audible(-45, after=t0 + 1.4), timeout=30)
         jti = send_accepted(
             province, "alert.start",
             {"alert_id": "storm", "text": ALERT_TEXT, "repeat": 1, "gap_s": 0}, timeout=30,
