@@ -58,21 +58,13 @@ def rate(fn: Callable[[], Any], seconds: float = 1.0) -> float:
     return n / elapsed
 
 
-def measure(
-    name: str, payload: bytes, raw_args: dict[str, Any], ctx: VerifyContext, key: bytes
-) -> None:
+def measure(name: str, payload: bytes, raw_args: dict[str, Any], ctx: VerifyContext,
+            key: bytes) -> None:
     store: dict[str, str] = {}
 
     def full() -> None:
-        out = verify_command(
-            payload,
-            TOPIC,
-            ctx,
-            now=NOW,
-            clock_trusted=True,
-            time_lower_bound=0.0,
-            seen_jti=store.get,
-        )
+        out = verify_command(payload, TOPIC, ctx, now=NOW, clock_trusted=True,
+                             time_lower_bound=0.0, seen_jti=store.get)
         status, _ = decide(out)
         assert status == "accepted", out
 
@@ -82,32 +74,21 @@ def measure(
     per_s = rate(full)
     sig_s = rate(lambda: verify_ed25519(key, signing_input, sig))
     args_s = rate(lambda: validate_args(cmd, raw_args))
-    print(
-        f"{name:24s} {len(payload):6d} B  verify+decide {per_s:8.0f} cmd/s "
-        f"({1e6 / per_s:7.1f} us)  signature alone {1e6 / sig_s:6.1f} us  "
-        f"args alone {1e6 / args_s:7.1f} us"
-    )
+    print(f"{name:24s} {len(payload):6d} B  verify+decide {per_s:8.0f} cmd/s "
+          f"({1e6 / per_s:7.1f} us)  signature alone {1e6 / sig_s:6.1f} us  "
+          f"args alone {1e6 / args_s:7.1f} us")
 
 
 def main() -> None:
     signer = Signer.new("vn-48-emergency")
     ctx = make_ctx([signer.trust_key()])
     key = signer.trust_key().public_key
-    schedule = {
-        "version": 7,
-        "items": [audio_item(f"item-{i:02d}", priority=10 + i % 30) for i in range(50)],
-    }
-    print(
-        f"machine: {platform.machine()}, Python {platform.python_version()}, "
-        f"{platform.system()} {platform.release()}"
-    )
-    measure(
-        "alert.start",
-        signer.token("alert.start", VALID_ARGS["alert.start"]),
-        VALID_ARGS["alert.start"],
-        ctx,
-        key,
-    )
+    schedule = {"version": 7, "items": [audio_item(f"item-{i:02d}", priority=10 + i % 30)
+                                        for i in range(50)]}
+    print(f"machine: {platform.machine()}, Python {platform.python_version()}, "
+          f"{platform.system()} {platform.release()}")
+    measure("alert.start", signer.token("alert.start", VALID_ARGS["alert.start"]),
+            VALID_ARGS["alert.start"], ctx, key)
     measure("schedule.set (50 items)", signer.token("schedule.set", schedule), schedule, ctx, key)
 
 

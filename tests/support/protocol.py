@@ -1,8 +1,8 @@
 """Helpers to build real signed commands (PROTOCOL §3) for tests of any area.
 
-signer = Signer.new("vn-48-emergency")
-ctx = make_ctx([signer.trust_key()])
-payload = signer.token("alert.start", {"alert_id": "a1", "text": "..."}, aud="dev-0001")
+    signer = Signer.new("vn-48-emergency")
+    ctx = make_ctx([signer.trust_key()])
+    payload = signer.token("alert.start", {"alert_id": "a1", "text": "..."}, aud="dev-0001")
 """
 
 from __future__ import annotations
@@ -47,17 +47,9 @@ class Signer:
     def trust_key(self, commands: tuple[str, ...] = ("*",), max_priority: int = 100) -> TrustKey:
         return TrustKey(self.kid, public_raw(self.key), commands, max_priority)
 
-    def claims(
-        self,
-        cmd: str,
-        args: dict[str, Any] | None = None,
-        *,
-        aud: str = DEVICE,
-        jti: str | None = None,
-        iat: int = NOW,
-        exp: int | None = None,
-        iss: str = "vn-48",
-    ) -> dict[str, Any]:
+    def claims(self, cmd: str, args: dict[str, Any] | None = None, *, aud: str = DEVICE,
+               jti: str | None = None, iat: int = NOW, exp: int | None = None,
+               iss: str = "vn-48") -> dict[str, Any]:
         return {
             "iss": iss,
             "aud": aud,
@@ -83,18 +75,13 @@ def hand_token(header: dict[str, Any], claims: dict[str, Any], signature: bytes 
     return f"{h}.{p}.{b64url_encode(signature)}".encode("ascii")
 
 
-def make_ctx(
-    keys: list[TrustKey], device_id: str = DEVICE, groups: frozenset[str] = GROUPS
-) -> VerifyContext:
+def make_ctx(keys: list[TrustKey], device_id: str = DEVICE,
+             groups: frozenset[str] = GROUPS) -> VerifyContext:
     return VerifyContext(device_id=device_id, groups=groups, trust={k.kid: k for k in keys})
 
 
-def media(
-    url: str = "https://cdn.example.vn/a.mp3",
-    sha: str = SHA,
-    size: int = 1000,
-    mime: str = "audio/mpeg",
-) -> dict[str, Any]:
+def media(url: str = "https://cdn.example.vn/a.mp3", sha: str = SHA, size: int = 1000,
+          mime: str = "audio/mpeg") -> dict[str, Any]:
     return {"url": url, "sha256": sha, "size": size, "type": mime}
 
 
@@ -120,14 +107,11 @@ VALID_ARGS: dict[str, dict[str, Any]] = {
     "schedule.set": {"version": 3, "items": [audio_item()]},
     "alert.start": {"alert_id": "flood-1", "text": "Lũ khẩn cấp", "media": [media()]},
     "alert.stop": {"alert_id": "flood-1"},
-    "alert.cap": {
-        "xml": (
-            '<alert xmlns="urn:oasis:names:tc:emergency:cap:1.2"><identifier>x1</identifier>'
-            "<sender>vn-48</sender><sent>2026-11-18T10:00:00+07:00</sent><status>Actual</status>"
-            "<msgType>Alert</msgType><scope>Public</scope><info><language>vi-VN</language>"
-            "<headline>Bão số 9</headline></info></alert>"
-        )
-    },
+    "alert.cap": {"xml": (
+        '<alert xmlns="urn:oasis:names:tc:emergency:cap:1.2"><identifier>x1</identifier>'
+        "<sender>vn-48</sender><sent>2026-11-18T10:00:00+07:00</sent><status>Actual</status>"
+        "<msgType>Alert</msgType><scope>Public</scope><info><language>vi-VN</language>"
+        "<headline>Bão số 9</headline></info></alert>")},
     "live.start": {"session_id": "s1", "url": "rtsp://stream.example.vn/live"},
     "live.stop": {"session_id": "s1"},
     "volume.set": {"level": 70},
