@@ -46,6 +46,7 @@ DISPLAY_KINDS: Final[tuple[DisplayKind, ...]] = ("none", "max7219", "framebuffer
 DISPLAY_POWER: Final[tuple[DisplayPower, ...]] = ("none", "cec", "dpms")
 VIDEO_CODECS: Final = ("h264", "hevc", "vp9", "av1", "mpeg2video", "mpeg4")
 _BRIGHTNESS_STEP: Final = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)=(\d{1,3})$")
+_SPIDEV: Final = re.compile(r"^/dev/spidev\d+\.\d+$")
 _VIDEO_SIZE: Final = re.compile(r"^(\d{2,5})x(\d{2,5})$")
 CLOCK_TRUST: Final[tuple[ClockTrust, ...]] = ("auto", "always", "never")
 DEFAULT_PORTS: Final[Mapping[str, int]] = {"mqtt": 1883, "mqtts": 8883}
@@ -900,6 +901,11 @@ def _display(t: _Table, base: Path) -> DisplayConfig:
         elif kind == "max7219" and value % 8:
             t.bad(key, f"must be a multiple of 8 for max7219 (8x8 modules), not {value}")
     resolved = path_text
+    if kind == "max7219" and path_text.strip() and not _SPIDEV.match(path_text):
+        t.bad(
+            "path",
+            f"must be an SPI device /dev/spidevB.D for max7219 (or empty), not {path_text!r}",
+        )
     if kind in ("framebuffer", "image-dir"):
         if not path_text.strip():
             what = "a framebuffer device such as /dev/fb0" if kind == "framebuffer" else "a folder"

@@ -197,20 +197,28 @@ class Presenter:
                 # Several due at once (a late wake-up): only the latest is worth showing.
                 while self._pending and self._pending[0].at <= now + 0.001:
                     cue = self._pending.pop(0)
-            if cue is not None:
-                if self._write(cue.first, cue.item, None):
-                    self._replace(cue)
-                    self._clock_text = None
-                    shown = Shown(cue.item, cue.at, self._wall(), frame_sha256(cue.first))
-                    self._shown = shown
-                    if self._on_shown is not None:
-                        self._on_shown(shown)
-                else:
-                    self._replace(cue)  # keep trying to draw it
-            elif self._current is not None:
-                self._tick(now)
+            try:
+                if cue is not None:
+                    self._show_first(cue)
+                elif self._current is not None:
+                    self._tick(now)
+            except Exception as e:  # a broken scene must not end the presenter thread
+                log.exception("presenter: frame failed")
+                self._report("display_failed", f"frame failed: {e}")
+                self._wake.wait(0.5)  # no hot loop on a scene that fails every frame
             self._wake.wait(self._sleep(frame_s))
             self._wake.clear()
+
+    def _show_first(self, cue: _Cue) -> None:
+        if self._write(cue.first, cue.item, None):
+            self._replace(cue)
+            self._clock_text = None
+            shown = Shown(cue.item, cue.at, self._wall(), frame_sha256(cue.first))
+            self._shown = shown
+            if self._on_shown is not None:
+                self._on_shown(shown)
+        else:
+            self._replace(cue)  # keep trying to draw it
 
     def _replace(self, cue: _Cue) -> None:
         old, self._current = self._current, cue

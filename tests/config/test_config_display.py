@@ -91,6 +91,7 @@ def test_a_framebuffer_device_needs_no_size(tmp_path: Path) -> None:
         ('video_codecs = ["h265"]', "display.video_codecs[0]", "hevc"),
         ('video_max = "1080p"', "display.video_max", "WIDTHxHEIGHT"),
         ("fps = 0", "display.fps", "between 1 and 60"),
+        ('kind = "max7219"\ncascaded = 4\npath = "/dev/spi0"', "display.path", "/dev/spidevB.D"),
     ],
 )
 def test_one_clear_problem(tmp_path: Path, body: str, where: str, words: str) -> None:

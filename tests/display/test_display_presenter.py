@@ -96,3 +96,40 @@ def test_watchdog_redraws_an_overdrawn_framebuffer(tmp_path: Path) -> None:
     finally:
         presenter.stop()
         board.close()
+
+
+def test_a_scene_that_fails_does_not_end_the_presenter(tmp_path: Path) -> None:
+    class Broken:
+        clock = None
+        animated = True
+        size = (32, 16)
+
+        def __init__(self) -> None:
+            self.calls = 0
+
+        def frame(self, elapsed: float, wall: float) -> Image.Image:
+            self.calls += 1
+            if self.calls > 1:
+                raise RuntimeError("decoder gone")
+            return Image.new("RGB", (32, 16), "#FFFFFF")
+
+        def changing_rows(self) -> None:
+            return None
+
+        def begin(self) -> None:
+            return None
+
+        def close(self) -> None:
+            return None
+
+    board = ImageDirBoard(tmp_path, (32, 16))
+    problems: list[str] = []
+    presenter = Presenter(board, fps=20, on_problem=lambda c, _d: problems.append(c))
+    presenter.start()
+    try:
+        presenter.cue(Broken(), item="broken")
+        poll(lambda: "display_failed" in problems)
+        presenter.cue(text_scene("Vẫn chạy", Style(), (32, 16), TZ, mono=True), item="next")
+        poll(lambda: presenter.shown is not None and presenter.shown.item == "next")
+    finally:
+        presenter.stop()
