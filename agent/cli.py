@@ -59,6 +59,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     from agent import service
 
     code = asyncio.run(service.run(cfg))
+    if code == service.EXIT_RESTART and os.environ.get("INVOCATION_ID"):
+        # Under systemd: exit, and systemd starts us again (Restart=always), so the
+        # unit's ExecStartPre config check runs on the way back up.
+        logging.getLogger(__name__).info("exiting for systemd to restart the agent")
+        return code
     if code == service.EXIT_RESTART:
         logging.getLogger(__name__).info("restarting as requested")
         sys.stdout.flush()
@@ -112,6 +117,12 @@ def register_cache(sub: SubParsers, common: argparse.ArgumentParser) -> None:
     add_cache_subparsers(cache.add_subparsers(dest="cache_command", required=True), common)
 
 
+def register_test(sub: SubParsers, common: argparse.ArgumentParser) -> None:
+    from display.cli import add_subparsers as add_test_subparsers
+
+    add_test_subparsers(sub, common)
+
+
 def _registrars() -> list[Callable[[SubParsers, argparse.ArgumentParser], None]]:
     from agent import audiodevices, identity, logs, update
 
@@ -123,6 +134,7 @@ def _registrars() -> list[Callable[[SubParsers, argparse.ArgumentParser], None]]
         audiodevices.register,  # audio devices
         logs.register,
         update.register,  # update install | confirm | rollback
+        register_test,  # test display
     ]
 
 

@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 
 from dateutil.rrule import rrulestr
 
-from agent import cap
+from agent import cap, wire
 from agent.model import (
     COMMAND_NAMES,
     AgentRestart,
@@ -44,11 +44,8 @@ from agent.timeutil import parse_rfc3339
 
 KNOWN_COMMANDS: Final[frozenset[str]] = frozenset(COMMAND_NAMES)
 
-# §6.3: these get a second ack (`done` / `failed`) when they finish.
-LONG_RUNNING: Final[frozenset[str]] = frozenset(
-    {"alert.start", "alert.stop", "alert.cap", "live.start", "live.stop", "test.run",
-     "media.prefetch"}
-)
+# §6.3: these get a second ack (`done` / `failed`) when they finish (agent/wire.py).
+LONG_RUNNING: Final[frozenset[str]] = wire.LONG_RUNNING
 
 DEFAULT_ITEM_PRIORITY: Final = 20
 DEFAULT_ALERT_PRIORITY: Final = 100

@@ -39,10 +39,16 @@ from agent.jws import decode_public_key
 from agent.model import COMMAND_NAMES
 
 DisplayKind = Literal["none", "max7219", "framebuffer", "image-dir"]
+DisplayPower = Literal["none", "cec", "dpms"]
 ClockTrust = Literal["auto", "always", "never"]
 Scheme = Literal["mqtt", "mqtts"]
 
 DISPLAY_KINDS: Final[tuple[DisplayKind, ...]] = ("none", "max7219", "framebuffer", "image-dir")
+DISPLAY_POWER: Final[tuple[DisplayPower, ...]] = ("none", "cec", "dpms")
+VIDEO_CODECS: Final = ("h264", "hevc", "vp9", "av1", "mpeg2video", "mpeg4")
+_BRIGHTNESS_STEP: Final = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)=(\d{1,3})$")
+_SPIDEV: Final = re.compile(r"^/dev/spidev\d+\.\d+$")
+_VIDEO_SIZE: Final = re.compile(r"^(\d{2,5})x(\d{2,5})$")
 CLOCK_TRUST: Final[tuple[ClockTrust, ...]] = ("auto", "always", "never")
 DEFAULT_PORTS: Final[Mapping[str, int]] = {"mqtt": 1883, "mqtts": 8883}
 ID_PATTERN: Final = re.compile(r"^[a-z0-9][a-z0-9-]{2,63}$")
@@ -168,8 +174,17 @@ class AudioConfig:
     sample_rate: int = 48000
     amp_lead_s: float = 2.0
     amp_idle_s: float = 30.0
+    emergency_lead_s: float = 0.3  # max wait for a switched-off amplifier in an emergency
     tts_voice: str = "vi"
     live_ca_file: Path | None = None  # CA certificates trusted for https live streams
+
+
+@dataclass(frozen=True, slots=True)
+class BrightnessStep:
+    """From local minute `start_min` on (until the next step), brightness `level` %."""
+
+    start_min: int
+    level: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,6 +193,20 @@ class DisplayConfig:
     path: str = ""
     width: int = 0
     height: int = 0
+    bpp: int = 0  # framebuffer: 0 = ask the device; 16 (RGB565) or 32 (XRGB8888)
+    rotate: int = 0  # quarter turns clockwise (luma's convention)
+    block_orientation: int = 0  # max7219: 0, 90, -90, 180
+    blocks_arranged_in_reverse_order: bool = False  # max7219 chains wired right to left
+    contrast: int = 0x70  # max7219 intensity 0-255 at 100 % brightness
+    reinit_s: float = 600.0  # max7219: full re-initialisation period
+    fps: int = 30  # animation frame rate (marquee, ticker, video)
+    brightness: tuple[BrightnessStep, ...] = ()  # by time of day; empty = 100 %
+    on_hours: QuietHours | None = None  # screen on inside this span, deliberately off outside
+    power_control: DisplayPower = "none"  # how the screen is switched: cec, dpms or none
+    backlight: str = ""  # /sys/class/backlight/NAME; "" = the first one present, if any
+    dark_in_quiet_hours: bool = False  # boards stay lit in [audio] quiet_hours unless true
+    video_codecs: tuple[str, ...] = ("hevc",)  # decoded in hardware (Pi 5: HEVC only)
+    video_max: tuple[int, int] = (1920, 1080)
 
 
 @dataclass(frozen=True, slots=True)
@@ -240,10 +269,31 @@ _KEYS: Final[Mapping[str, tuple[str, ...]]] = {
         "sample_rate",
         "amp_lead_s",
         "amp_idle_s",
+        "emergency_lead_s",
         "tts_voice",
         "live_ca_file",
     ),
-    "display": ("kind", "path", "width", "height"),
+    "display": (
+        "kind",
+        "path",
+        "width",
+        "height",
+        "bpp",
+        "cascaded",
+        "rotate",
+        "block_orientation",
+        "blocks_arranged_in_reverse_order",
+        "contrast",
+        "reinit_s",
+        "fps",
+        "brightness",
+        "on_hours",
+        "power_control",
+        "backlight",
+        "dark_in_quiet_hours",
+        "video_codecs",
+        "video_max",
+    ),
     "report": ("heartbeat_s",),
     "clock": ("trust",),
     "alerts": ("play_cap_test", "play_cap_exercise", "language"),
@@ -796,26 +846,28 @@ def _audio(t: _Table, base: Path) -> AudioConfig:
     output = t.text("output", "default")
     if t.has("output") and not output.strip():
         t.bad("output", 'must not be empty (use "none" for a device without speakers)')
-    quiet_text = t.text("quiet_hours")
-    quiet = None
-    if quiet_text.strip():
-        try:
-            quiet = QuietHours.parse(quiet_text)
-        except ValueError as e:
-            t.bad("quiet_hours", str(e))
+    quiet = _span(t, "quiet_hours")
     voice = t.text("tts_voice", "vi")
     if t.has("tts_voice") and not voice.strip():
         t.bad("tts_voice", "must not be empty")
     live_ca = t.path("live_ca_file", base)
     if live_ca is not None:
         _pem_certificates(t, "live_ca_file", live_ca)
+    sample_rate = t.integer("sample_rate", 48000, 8000, 192000)
+    if output.strip().lower() != "none":
+        # Ask the engine what it accepts, so `config check` refuses what `run` would.
+        from playback.engine import AudioEngine
+
+        for key, why in AudioEngine.settings_problems(sample_rate=sample_rate).items():
+            t.bad(key, why)
     return AudioConfig(
         output=output,
         monitor=t.text("monitor"),
         quiet_hours=quiet,
-        sample_rate=t.integer("sample_rate", 48000, 8000, 192000),
+        sample_rate=sample_rate,
         amp_lead_s=t.number("amp_lead_s", 2.0, 0.0, 60.0),
         amp_idle_s=t.number("amp_idle_s", 30.0, 0.0, 86400.0),
+        emergency_lead_s=t.number("emergency_lead_s", 0.3, 0.0, 10.0),
         tts_voice=voice,
         live_ca_file=live_ca,
     )
@@ -830,16 +882,40 @@ def _display(t: _Table, base: Path) -> DisplayConfig:
         )
         kind = "none"
     path_text = t.text("path")
+    cascaded = t.integer("cascaded", 0, 0, 64)
+    if cascaded and kind != "max7219":
+        t.bad("cascaded", f"is for kind 'max7219' only, not {kind!r}")
     width = t.integer("width", 0, 0, 4096)
     height = t.integer("height", 0, 0, 4096)
+    if cascaded and "cascaded" not in t.failed:
+        # luma's convention: `cascaded` modules in one row of 8x8 blocks.
+        if (width and width != cascaded * 8) or (height and height != 8):
+            t.bad(
+                "cascaded",
+                f"{cascaded} modules make a {cascaded * 8}x8 panel, but width x height is "
+                f"{width}x{height}; set one or the other",
+            )
+        width, height = cascaded * 8, 8
+    bpp = t.integer("bpp", 0)
+    if bpp not in (0, 16, 32) and "bpp" not in t.failed:
+        t.bad("bpp", f"must be 16 (RGB565) or 32 (XRGB8888), not {bpp}")
+        bpp = 0
+    # A framebuffer device reports its own geometry; everything else needs it configured.
+    needs_size = kind in ("max7219", "image-dir") or (kind == "framebuffer" and bpp != 0)
     for key, value in (("width", width), ("height", height)):
         if kind == "none" or key in t.failed:
             continue
-        if value <= 0:
-            t.bad(key, f"must be more than 0 pixels for kind {kind!r}")
+        if value <= 0 and needs_size:
+            why = " (a file-backed framebuffer with bpp set)" if kind == "framebuffer" else ""
+            t.bad(key, f"must be more than 0 pixels for kind {kind!r}{why}")
         elif kind == "max7219" and value % 8:
             t.bad(key, f"must be a multiple of 8 for max7219 (8x8 modules), not {value}")
     resolved = path_text
+    if kind == "max7219" and path_text.strip() and not _SPIDEV.match(path_text):
+        t.bad(
+            "path",
+            f"must be an SPI device /dev/spidevB.D for max7219 (or empty), not {path_text!r}",
+        )
     if kind in ("framebuffer", "image-dir"):
         if not path_text.strip():
             what = "a framebuffer device such as /dev/fb0" if kind == "framebuffer" else "a folder"
@@ -851,7 +927,81 @@ def _display(t: _Table, base: Path) -> DisplayConfig:
                 problem = _directory_problem(Path(resolved))
                 if problem:
                     t.bad("path", problem)
-    return DisplayConfig(cast(DisplayKind, kind), resolved, width, height)
+    rotate = t.integer("rotate", 0, 0, 3)
+    block_orientation = t.integer("block_orientation", 0)
+    if block_orientation not in (0, 90, -90, 180) and "block_orientation" not in t.failed:
+        t.bad("block_orientation", f"must be 0, 90, -90 or 180, not {block_orientation}")
+        block_orientation = 0
+    return DisplayConfig(
+        kind=cast(DisplayKind, kind),
+        path=resolved,
+        width=width,
+        height=height,
+        bpp=bpp,
+        rotate=rotate,
+        block_orientation=block_orientation,
+        blocks_arranged_in_reverse_order=t.boolean("blocks_arranged_in_reverse_order", False),
+        contrast=t.integer("contrast", 0x70, 0, 255),
+        reinit_s=t.number("reinit_s", 600.0, 5.0, 86400.0),
+        fps=t.integer("fps", 30, 1, 60),
+        brightness=_brightness(t),
+        on_hours=_span(t, "on_hours"),
+        power_control=_enum(t, "power_control", "none", DISPLAY_POWER),
+        backlight=t.text("backlight"),
+        dark_in_quiet_hours=t.boolean("dark_in_quiet_hours", False),
+        video_codecs=_video_codecs(t),
+        video_max=_video_max(t),
+    )
+
+
+def _brightness(t: _Table) -> tuple[BrightnessStep, ...]:
+    """`["06:00=100", "19:00=60", "22:00=15"]`: from each local time on, that percent."""
+    steps: list[BrightnessStep] = []
+    for i, entry in enumerate(t.strings("brightness")):
+        m = _BRIGHTNESS_STEP.match(entry.strip())
+        if m is None or int(m.group(3)) > 100:
+            t.bad(f"brightness[{i}]", f"{entry!r} is not HH:MM=PERCENT (0-100), e.g. '19:00=60'")
+            continue
+        start = int(m.group(1)) * 60 + int(m.group(2))
+        if any(s.start_min == start for s in steps):
+            t.bad(f"brightness[{i}]", f"{entry!r} repeats the time {entry.split('=')[0]}")
+            continue
+        steps.append(BrightnessStep(start, int(m.group(3))))
+    return tuple(sorted(steps, key=lambda s: s.start_min))
+
+
+def _span(t: _Table, key: str) -> QuietHours | None:
+    """A daily `HH:MM-HH:MM` span (quiet hours, a screen's on hours); "" = none."""
+    text = t.text(key)
+    if not text.strip():
+        return None
+    try:
+        return QuietHours.parse(text)
+    except ValueError as e:
+        t.bad(key, str(e))
+        return None
+
+
+def _video_codecs(t: _Table) -> tuple[str, ...]:
+    if not t.has("video_codecs"):
+        return ("hevc",)
+    codecs = t.strings("video_codecs")
+    for i, codec in enumerate(codecs):
+        if codec not in VIDEO_CODECS:
+            t.bad(
+                f"video_codecs[{i}]",
+                f"{codec!r} is not one of {', '.join(VIDEO_CODECS)}" + _hint(codec, VIDEO_CODECS),
+            )
+    return tuple(c for c in codecs if c in VIDEO_CODECS)
+
+
+def _video_max(t: _Table) -> tuple[int, int]:
+    text = t.text("video_max", "1920x1080")
+    m = _VIDEO_SIZE.match(text.strip())
+    if m is None:
+        t.bad("video_max", f"{text!r} is not WIDTHxHEIGHT, e.g. '1920x1080'")
+        return (1920, 1080)
+    return int(m.group(1)), int(m.group(2))
 
 
 def _enum(t: _Table, key: str, default: T, choices: tuple[T, ...]) -> T:

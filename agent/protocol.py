@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 from typing import Any, Final, Protocol
 
+from agent import wire
 from agent.commands import KNOWN_COMMANDS, ArgsError, priority_of, validate_args_warn
 from agent.jws import b64url_decode, verify_ed25519
 from agent.model import Args
@@ -29,8 +30,8 @@ MAX_JTI: Final = 64
 MAX_ECHO: Final = 64  # longest jti/cmd echoed back in an ack
 MAX_DETAIL: Final = 200
 MAX_TIME: Final = 2**53
-DEV_PREFIX: Final = "tcs/v1/dev/"
-GRP_PREFIX: Final = "tcs/v1/grp/"
+DEV_PREFIX: Final = wire.DEV_PREFIX
+GRP_PREFIX: Final = wire.GRP_PREFIX
 
 _CLAIMS_STR: Final = ("iss", "aud", "jti", "cmd")
 _CLAIMS_INT: Final = ("iat", "exp")

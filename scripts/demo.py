@@ -78,6 +78,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"   broker {broker.url} (CA {broker.ca_file})")
     agent_proc: subprocess.Popen[bytes] | None = None
     sound = _script("demo_sound")
+    board = _script("demo_board")
     pulse, pulse_note = sound.start_pulse(work / "pulse")
     try:
         say("2. The province issues its emergency trust key (tcs-central keygen)")
@@ -121,9 +122,7 @@ dir = "state"
 output = "{"pulse" if pulse is not None else "none"}"
 quiet_hours = "22:00-05:00"
 
-[display]
-kind = "none"
-
+{board.board_config(agent_dir / "frames")}
 [report]
 heartbeat_s = 10
 
@@ -244,6 +243,12 @@ file = "devices.toml"
         else:
             print(f"   {pulse_note}", flush=True)
             _sound_scene(sound, pulse, console, watcher)
+
+        say("9. A programme on the speaker, slides on the board, an emergency on both")
+        if pulse is None:
+            print(f"   skipped: {pulse_note}", flush=True)
+        else:
+            board.board_scene(sound, pulse, console, agent_dir, agent_dir / "frames", REPO)
 
         if args.keep:
             say("Running; Ctrl-C stops. Console: " + " ".join(console) + " watch")

@@ -16,7 +16,7 @@ APT_PACKAGES=(
   socat                                   # tests: pty pairs standing in for serial modems
   postgresql                              # tests/bench: tcs-central on PostgreSQL (own cluster in a temp dir)
   chromium                                # tests: the HTML report opened headless, screenshot checked
-  fonts-dejavu-core fonts-noto-core       # boards: fonts with every Vietnamese diacritic
+  fonts-dejavu-core fonts-noto-core       # boards: every Vietnamese diacritic; Noto Sans Khmer/Thai/Lao/Cham
   openssl ca-certificates
   debootstrap                             # tests: a Debian 12 root to run scripts/install.sh in
   shellcheck                              # tests: the shell scripts stay shellcheck clean

@@ -18,7 +18,7 @@ from typing import Any, Literal
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from agent import jws
+from agent import jws, wire
 
 Tamper = Literal["signature", "expired", "alg-none", "hs256", "wrong-aud", "replay"]
 TAMPERS: tuple[Tamper, ...] = ("signature", "expired", "alg-none", "hs256", "wrong-aud", "replay")
@@ -28,17 +28,10 @@ MAX_JTI = 64
 # Far beyond the device's 30 s leeway, so `expired` never depends on clock skew.
 EXPIRED_AGO_S = 3600
 
-KNOWN_COMMANDS: tuple[str, ...] = (
-    "schedule.set", "alert.start", "alert.stop", "alert.cap", "live.start", "live.stop",
-    "volume.set", "media.prefetch", "status.request", "test.run", "agent.restart",
-)
-# PROTOCOL §6.3: these get a second ack, done or failed.
-LONG_RUNNING_PREFIXES: tuple[str, ...] = ("alert.", "live.")
-LONG_RUNNING: frozenset[str] = frozenset({"test.run", "media.prefetch"})
-
-
-def is_long_running(cmd: str) -> bool:
-    return cmd in LONG_RUNNING or cmd.startswith(LONG_RUNNING_PREFIXES)
+# The command table is shared with the agent (agent/wire.py, PROTOCOL §4, §6.3).
+KNOWN_COMMANDS: tuple[str, ...] = tuple(wire.COMMANDS)
+LONG_RUNNING: frozenset[str] = wire.LONG_RUNNING
+is_long_running = wire.is_long_running
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,93 @@
+"""`tcs-agent test display`: a technician's on-site check of the board.
+
+Shows the test pattern (colour bars, border, diagonal: every pixel, colour and edge)
+for `--seconds`, then puts back what the board showed before (the current slide).
+`--screenshot FILE` saves that current slide as PNG first: what the screen shows,
+for remote diagnosis over SSH. A framebuffer is read back; an image-dir board's last
+frame is its last PNG; a MAX7219 chain cannot be read, so there is no screenshot
+and the running agent redraws it at its next frame or re-initialisation.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+
+def add_subparsers(sub: Any, common: Any) -> None:
+    test = sub.add_parser("test", help="self-tests of the device's outputs", parents=[common])
+    tsub = test.add_subparsers(dest="test_command", required=True)
+    display = tsub.add_parser(
+        "display", help="test pattern on the board, then the current slide", parents=[common]
+    )
+    display.add_argument("-c", "--config", type=Path, required=True)
+    display.add_argument("--screenshot", type=Path, help="save the current slide as PNG first")
+    display.add_argument("--seconds", type=float, default=5.0, help="test pattern duration")
+    display.set_defaults(func=cmd_test_display)
+
+
+def current_frame(board: Any) -> Any:
+    """What the board shows now, as an RGB image, or None if it cannot be read back."""
+    from PIL import Image
+
+    from display.imagedir import ImageDirBoard, read_frames
+
+    if isinstance(board, ImageDirBoard):
+        lines = read_frames(board.folder)
+        if not lines:
+            return None
+        with Image.open(board.folder / lines[-1]["file"]) as img:
+            return img.convert("RGB")
+    read = getattr(board, "read", None)
+    return None if read is None else read()
+
+
+def cmd_test_display(args: argparse.Namespace) -> int:
+    from agent.config import ConfigError, load_config
+    from display.board import BoardError, open_board
+    from display.frames import frame_sha256
+    from display.render import test_pattern
+
+    try:
+        cfg = load_config(args.config)
+    except ConfigError as e:
+        print("\n".join(e.problems), file=sys.stderr)
+        return 2
+    if cfg.display.kind == "none":
+        print(f"{args.config}: [display] kind is none: no board to test", file=sys.stderr)
+        return 1
+    try:
+        board = open_board(cfg.display)
+    except BoardError as e:
+        print(f"display {cfg.display.kind} {cfg.display.path}: FAILED to open: {e}")
+        return 1
+    try:
+        size = board.size
+        print(f"display {cfg.display.kind} {cfg.display.path or ''} {size[0]}x{size[1]}: open")
+        before = current_frame(board)
+        if args.screenshot is not None:
+            if before is None:
+                print(f"screenshot: not possible, a {cfg.display.kind} board cannot be read back")
+            else:
+                before.save(args.screenshot)
+                print(f"screenshot: {args.screenshot} (frame_sha256 {frame_sha256(before)})")
+        pattern = test_pattern(size)
+        board.show(pattern, item="test")
+        print(f"test pattern shown: frame_sha256 {frame_sha256(pattern)}")
+        time.sleep(max(0.0, args.seconds))
+        if before is not None:
+            board.show(
+                before.convert(board.mode) if board.mode != "RGB" else before, item="restored"
+            )
+            print(f"current slide restored: frame_sha256 {frame_sha256(before)}")
+        else:
+            print("current slide: the agent redraws it")
+        return 0
+    except BoardError as e:
+        print(f"display: FAILED: {e}")
+        return 1
+    finally:
+        board.close()
