@@ -3,6 +3,12 @@
 Acks, events and proofs are written durably first (agent/outbox.py) and only then
 published, in order, with QoS 1; a record leaves the outbox only after the broker's
 PUBACK. The pump never blocks the caller: callers wait for the disk, not the network.
+
+A full or read-only card does not lose records: the database then lives in memory
+(agent/db.py) and the outbox with it. Should the outbox fail for another reason (a
+file found corrupt while running), records wait here in a bounded queue (`HELD_MAX`;
+when it overflows the oldest non-proof goes first, proofs last, all counted in
+`held_dropped`) and are put again before anything newer.
 """
 
 from __future__ import annotations
@@ -11,6 +17,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections import deque
 from collections.abc import Callable
 from datetime import tzinfo
 from typing import Any
@@ -18,7 +25,7 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from agent import reports
-from agent.db import StorageFull
+from agent.db import StorageError
 from agent.link import Link, NotConnected
 from agent.outbox import Outbox
 from agent.reports import AckStatus, Level, Topics
@@ -30,6 +37,8 @@ log = logging.getLogger(__name__)
 # outstanding at once without reordering; this is what makes a backlog of days drain
 # in seconds instead of one round trip per record.
 WINDOW = 16
+# Records held in memory when even the outbox cannot take them (see module docstring).
+HELD_MAX = 2000
 
 
 class Reporter:
@@ -50,6 +59,10 @@ class Reporter:
         self._wake = asyncio.Event()
         self._last_unparsed_ack = 0.0
         self._pending: set[asyncio.Task[None]] = set()
+        self._held: deque[tuple[str, str, bytes]] = deque()
+        self._flushing = asyncio.Lock()  # one flusher at a time: no record put twice
+        self.held_dropped = 0  # records lost because the held queue overflowed
+        self.proofs_dropped = 0  # proofs the in-memory outbox dropped over its quota
 
     def now(self) -> str:
         return rfc3339_ms(self._clock(), self._tz)
@@ -112,25 +125,65 @@ class Reporter:
         await self._put("proof", self._topics.proof, token)
 
     async def _put(self, kind: str, topic: str, payload: bytes) -> None:
-        try:
-            result = await asyncio.to_thread(self._outbox.put, kind, topic, payload)
-        except StorageFull:
-            # The card is full: nothing can be made durable. Keep serving (playback
-            # and emergencies need no disk); the heartbeat shows disk_free_mb = 0.
-            log.critical("storage full: %s record for %s could not be stored", kind, topic)
-            return
+        self._held.append((kind, topic, payload))
+        if len(self._held) > HELD_MAX:
+            self._drop_one_held()
+        await self._flush_held()
         self._wake.set()
-        if not result.stored:
+
+    def _drop_one_held(self) -> None:
+        # The head may be in flight to the outbox right now: never drop that one.
+        first = 1 if self._flushing.locked() else 0
+        victim = next(
+            (i for i in range(first, len(self._held)) if self._held[i][0] != "proof"), first
+        )
+        del self._held[victim]
+        self.held_dropped += 1
+        log.critical("record queue in memory full: %d record(s) dropped", self.held_dropped)
+
+    async def _flush_held(self) -> None:
+        """Put what waits in memory into the outbox, oldest first; stop at a failure."""
+        async with self._flushing:
+            await self._flush_held_locked()
+
+    async def _flush_held_locked(self) -> None:
+        while self._held:
+            kind, topic, payload = self._held[0]
+            try:
+                result = await asyncio.to_thread(self._outbox.put, kind, topic, payload)
+            except StorageError as exc:
+                log.critical("outbox unavailable, %d record(s) wait in memory: %s",
+                             len(self._held), exc)
+                return
+            self._held.popleft()
+            await self._after_put(kind, result.stored, result.dropped, result.dropped_proofs)
+
+    async def _after_put(self, kind: str, stored: bool, dropped: int, dropped_proofs: int) -> None:
+        if not stored:
             # Only proofs fill the outbox: this non-proof record was dropped instead.
             log.warning("outbox full of proofs; %s record not kept", kind)
             return
-        if result.dropped:
-            # Raised after the put so the event itself is not what gets dropped next.
-            detail = f"outbox over quota: dropped {result.dropped} oldest non-proof records"
-            payload2 = reports.event_payload(
-                at=self.now(), level="warning", code="outbox_full", detail=detail
+        if not dropped:
+            return
+        self.proofs_dropped += dropped_proofs
+        # Raised after the put so the event itself is not what gets dropped next.
+        detail = f"outbox over quota: dropped {dropped} oldest records"
+        if dropped_proofs:
+            detail += (
+                f", {dropped_proofs} of them proofs (storage unwritable, outbox in memory;"
+                f" {self.proofs_dropped} proofs dropped so far)"
             )
-            await asyncio.to_thread(self._outbox.put, "event", self._topics.event, payload2)
+        else:
+            detail = f"outbox over quota: dropped {dropped} oldest non-proof records"
+        payload = reports.event_payload(
+            at=self.now(), level="warning", code="outbox_full", detail=detail
+        )
+        with contextlib.suppress(StorageError):
+            await asyncio.to_thread(self._outbox.put, "event", self._topics.event, payload)
+
+    def held(self) -> int:
+        """Records waiting in memory for the outbox (normally 0)."""
+        return len(self._held)
 
     # -- the pump -------------------------------------------------------------------
 
@@ -139,13 +192,19 @@ class Reporter:
         while True:
             await link.connected.wait()
             try:
+                await self._flush_held()
                 await self._drain(link)
+                self._wake.clear()
+                if await asyncio.to_thread(self._outbox.count):
+                    continue  # records arrived between the drain and the clear
             except NotConnected:
                 await asyncio.sleep(0.2)
                 continue
-            self._wake.clear()
-            if await asyncio.to_thread(self._outbox.count):
-                continue  # records arrived between the drain and the clear
+            except StorageError as exc:
+                # Never let the outbox's trouble end the agent: try again shortly.
+                log.error("outbox unreadable: %s", exc)
+                await asyncio.sleep(1.0)
+                continue
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=30)
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from agent import __version__, sdnotify
 from agent.clock import ClockStatus, clock_status
 from agent.config import Config
-from agent.db import open_db
+from agent.db import REFUSE_BEFORE_KEY, open_db
 from agent.dispatch import LOWER_BOUND_KEY, Dispatcher
 from agent.handlers import SCHEDULE_VERSION_KEY, VOLUME_KEY, CoreHandlers, load_schedule
 from agent.heartbeat import Heartbeat, HeartbeatSources
@@ -34,6 +34,7 @@ from agent.replay import ReplayStore
 from agent.reporter import Reporter
 from agent.reports import Topics, dumps, state_payload
 from agent.state import StateStore
+from agent.storagewatch import StorageWatch
 from agent.timeutil import rfc3339_ms
 
 log = logging.getLogger(__name__)
@@ -68,8 +69,7 @@ class _Stop:
 async def run(cfg: Config) -> int:
     """Run the agent until SIGTERM/SIGINT (exit 0) or `agent.restart` (EXIT_RESTART)."""
     storage = cfg.storage.dir
-    storage.mkdir(parents=True, exist_ok=True)
-    db = open_db(storage / "state.db")
+    db = open_db(storage / "state.db")  # never fails for the medium's sake: see agent/db.py
     outbox = Outbox(db, cfg.storage.outbox_quota_mb * 1024 * 1024)
     inbox = Inbox(db)
     replay = ReplayStore(db)
@@ -180,14 +180,12 @@ async def run(cfg: Config) -> int:
         # Certificate dates mean nothing to a clock that may be years off (no RTC).
         clock_trusted=lambda: clock().trusted,
     )
-    intake = Intake(inbox, handle, link.ack, command_topics)
-
-    if db.recovered_from is not None:
-        await reporter.event(
-            "error",
-            "storage_corrupt",
-            f"state database was corrupt and was replaced; old file kept at {db.recovered_from}",
-        )
+    intake = Intake(
+        inbox, handle, link.ack, command_topics,
+        reporter=reporter, refuse_iat_before=state.get(REFUSE_BEFORE_KEY),
+    )  # fmt: skip
+    storage_watch = StorageWatch(db, reporter, unjournalled=lambda: intake.unjournalled)
+    await storage_watch.announce_start()
     await intake.load_journal()
     # Forget accepted jtis whose exp has passed, by the best time we have.
     await asyncio.to_thread(
@@ -208,6 +206,7 @@ async def run(cfg: Config) -> int:
         asyncio.create_task(link.run(), name="link"),
         asyncio.create_task(reporter.pump(link), name="outbox"),
         asyncio.create_task(intake.run(), name="intake"),
+        asyncio.create_task(storage_watch.run(), name="storage"),
         asyncio.create_task(heartbeats(), name="heartbeat"),
         asyncio.create_task(sdnotify.watchdog_loop(), name="watchdog"),
     ]

@@ -1,0 +1,94 @@
+"""Tells the province when the state database left the card or came back, and brings
+it back: events `storage_full` / `storage_readonly` / `storage_unavailable` when the
+state had to move to memory (agent/db.py), `storage_ok` once it is written back, and
+`storage_corrupt` when start-up rebuilt it from a corrupt file.
+
+A restore is tried every `retry_s` while degraded; `Database.try_restore` first checks
+(without writing) that the medium is writable and has room, so a full card is not
+worn by attempts that cannot succeed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+
+from agent.db import Database
+from agent.reporter import Reporter
+
+log = logging.getLogger(__name__)
+
+RETRY_S = 2.0
+POLL_S = 0.5
+
+_EVENT = {"full": "storage_full", "readonly": "storage_readonly", "error": "storage_unavailable"}
+
+
+class StorageWatch:
+    def __init__(
+        self,
+        db: Database,
+        reporter: Reporter,
+        *,
+        unjournalled: Callable[[], int] = lambda: 0,
+        retry_s: float = RETRY_S,
+    ) -> None:
+        self._db = db
+        self._reporter = reporter
+        self._unjournalled = unjournalled
+        self._retry_s = retry_s
+        self._reported: str | None = None  # the degraded kind last announced
+        self._since_commits = 0
+        self._since_unjournalled = 0
+
+    async def announce_start(self) -> None:
+        """Events for what the open found: a rebuilt file, or state kept in memory."""
+        db = self._db
+        if db.recovered_from is not None:
+            kept = ", ".join(f"{n} {t}" for t, n in sorted(db.salvaged.items())) or "nothing"
+            await self._reporter.event(
+                "error",
+                "storage_corrupt",
+                f"state database was corrupt ({db.recovery_reason}) and was replaced; "
+                f"salvaged {kept}; old file kept at {db.recovered_from}",
+            )
+        await self._check()
+
+    async def run(self) -> None:
+        """Announce changes and retry the restore while degraded. Runs forever."""
+        loop = asyncio.get_running_loop()
+        next_try = loop.time() + self._retry_s
+        while True:
+            await asyncio.sleep(POLL_S)
+            if self._db.degraded is not None and loop.time() >= next_try:
+                await asyncio.to_thread(self._db.try_restore)
+                next_try = loop.time() + self._retry_s
+            await self._check()
+
+    async def _check(self) -> None:
+        kind = self._db.degraded
+        if kind == self._reported:
+            return
+        if kind is not None:
+            self._reported = kind
+            self._since_commits = self._db.memory_commits
+            self._since_unjournalled = self._unjournalled()
+            await self._reporter.event(
+                "error",
+                _EVENT[kind],
+                f"{self._db.degraded_detail}; serving on with the state in memory: "
+                "commands are obeyed and proofs kept until it can be written again, "
+                "but a power cut now loses them",
+            )
+            return
+        self._reported = None
+        commits = self._db.memory_commits - self._since_commits
+        unjournalled = self._unjournalled() - self._since_unjournalled
+        await self._reporter.event(
+            "info",
+            "storage_ok",
+            f"state written back to {self._db.path}; meanwhile {commits} change(s) were "
+            f"kept only in memory and {unjournalled} command(s) were acted on without a "
+            "durable journal",
+        )
