@@ -33,6 +33,7 @@ from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from agent.fsutil import read_only_medium
 from agent.hosts import is_loopback
 from agent.jws import decode_public_key
 from agent.model import COMMAND_NAMES
@@ -763,7 +764,9 @@ def _storage(t: _Table, base: Path) -> StorageConfig:
     folder = t.path("dir", base, required=True)
     if folder is not None:
         problem = _directory_problem(folder)
-        if problem:
+        # A card the kernel remounted read-only is a fault the agent serves through (its
+        # state then lives in memory, agent/db.py), not a configuration mistake.
+        if problem and not read_only_medium(folder):
             t.bad("dir", problem)
     return StorageConfig(
         dir=folder or Path(),

@@ -47,7 +47,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Literal
 
-from agent.fsutil import fsync_dir
+from agent.fsutil import fsync_dir, read_only_medium
 
 log = logging.getLogger(__name__)
 
@@ -634,16 +634,6 @@ def _salvage(corrupt: Path, fresh: sqlite3.Connection) -> tuple[dict[str, int], 
     return copied, complete
 
 
-def _readonly_medium(path: Path) -> bool:
-    probe = path.parent
-    while not probe.exists() and probe != probe.parent:
-        probe = probe.parent
-    try:
-        return bool(os.statvfs(probe).f_flag & os.ST_RDONLY)
-    except OSError:
-        return False
-
-
 def open_db(
     path: Path,
     *,
@@ -668,7 +658,7 @@ def open_db(
             "full"
             if isinstance(exc, StorageFull)
             else "readonly"
-            if _readonly_medium(path)
+            if read_only_medium(path)
             else "error"
         )
         log.error("%s; serving with the state in memory", exc)

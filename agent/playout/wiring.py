@@ -14,6 +14,7 @@ from typing import Any
 
 from agent.config import Config
 from agent.dispatch import Dispatcher
+from agent.fsutil import scratch_dir
 from agent.handlers import VOLUME_KEY, load_schedule
 from agent.model import ScheduleSet
 from agent.playout.handlers import PlayoutHandlers
@@ -81,7 +82,7 @@ async def start_sound(
     emit = reporter.emit
 
     engine = AudioEngine(
-        cfg.audio.output, cfg.audio.sample_rate, storage / "pcm", emit_event=emit,
+        cfg.audio.output, cfg.audio.sample_rate, scratch_dir(storage / "pcm"), emit_event=emit,
         amp_lead_s=cfg.audio.amp_lead_s, amp_idle_s=cfg.audio.amp_idle_s,
         tts_voice=cfg.audio.tts_voice,
     )  # fmt: skip
