@@ -9,6 +9,12 @@ A full or read-only card does not lose records: the database then lives in memor
 file found corrupt while running), records wait here in a bounded queue (`HELD_MAX`;
 when it overflows the oldest non-proof goes first, proofs last, all counted in
 `held_dropped`) and are put again before anything newer.
+
+A record the broker refuses (PUBACK reason code >= 0x80, e.g. 0x87 when the ACL
+denies the topic) stays in the outbox: records for that topic are held back and
+retried with back-off (`REFUSED_RETRY_S` doubling to `REFUSED_RETRY_MAX_S`) while the
+other topics flow on, and one `publish_refused` event names the topic and code per
+cause (a new code, or a refusal after the topic worked again), not per record.
 """
 
 from __future__ import annotations
@@ -26,7 +32,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from agent import reports
 from agent.db import StorageError
-from agent.link import Link, NotConnected
+from agent.link import Link, NotConnected, PublishRefused
 from agent.outbox import Outbox
 from agent.reports import AckStatus, Level, Topics
 from agent.timeutil import rfc3339_ms
@@ -39,6 +45,17 @@ log = logging.getLogger(__name__)
 WINDOW = 16
 # Records held in memory when even the outbox cannot take them (see module docstring).
 HELD_MAX = 2000
+REFUSED_RETRY_S = 2.0
+REFUSED_RETRY_MAX_S = 60.0
+
+
+class _Refusal:
+    """One topic the broker refuses: when to try again, and what was reported."""
+
+    def __init__(self, code: int) -> None:
+        self.code = code
+        self.delay = REFUSED_RETRY_S
+        self.retry_at = time.monotonic() + self.delay
 
 
 class Reporter:
@@ -63,6 +80,7 @@ class Reporter:
         self._flushing = asyncio.Lock()  # one flusher at a time: no record put twice
         self.held_dropped = 0  # records lost because the held queue overflowed
         self.proofs_dropped = 0  # proofs the in-memory outbox dropped over its quota
+        self._refused: dict[str, _Refusal] = {}  # topic -> current refusal
 
     def now(self) -> str:
         return rfc3339_ms(self._clock(), self._tz)
@@ -193,9 +211,9 @@ class Reporter:
             await link.connected.wait()
             try:
                 await self._flush_held()
-                await self._drain(link)
+                held_back = await self._drain(link)
                 self._wake.clear()
-                if await asyncio.to_thread(self._outbox.count):
+                if await asyncio.to_thread(self._outbox.count) > held_back:
                     continue  # records arrived between the drain and the clear
             except NotConnected:
                 await asyncio.sleep(0.2)
@@ -205,31 +223,68 @@ class Reporter:
                 log.error("outbox unreadable: %s", exc)
                 await asyncio.sleep(1.0)
                 continue
+            timeout = 30.0
+            if self._refused:
+                soonest = min(r.retry_at for r in self._refused.values())
+                timeout = min(timeout, max(0.05, soonest - time.monotonic()))
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=30)
+                await asyncio.wait_for(self._wake.wait(), timeout=timeout)
 
-    async def _drain(self, link: Link) -> None:
+    async def _drain(self, link: Link) -> int:
+        """Publish everything publishable; returns how many records were held back
+        because the broker refuses their topic (they stay in the outbox)."""
         after = 0
+        held_back = 0
         while True:
             batch = await asyncio.to_thread(self._outbox.pending, WINDOW, after)
             if not batch:
-                return
+                return held_back
+            after = batch[-1].id
+            now = time.monotonic()
+            send = [r for r in batch if not self._holding(r.topic, now)]
+            held_back += len(batch) - len(send)
             results = await asyncio.gather(
-                *(link.publish(r.topic, r.payload, qos=r.qos, retain=r.retain) for r in batch),
+                *(link.publish(r.topic, r.payload, qos=r.qos, retain=r.retain) for r in send),
                 return_exceptions=True,
             )
             delivered: list[int] = []
             failure: BaseException | None = None
-            for record, res in zip(batch, results, strict=True):
+            refusals: list[PublishRefused] = []
+            for record, res in zip(send, results, strict=True):
+                if isinstance(res, PublishRefused):
+                    refusals.append(res)  # kept in the outbox, retried later
+                    held_back += 1
+                    continue
                 if isinstance(res, BaseException):
                     # Keep order: stop at the first failure, the rest is re-sent on the
                     # next connection (duplicates are allowed, loss is not).
                     failure = res
                     break
                 delivered.append(record.id)
+                self._refused.pop(record.topic, None)
             if delivered:
                 # One transaction (one fsync) for the whole acknowledged batch.
                 await asyncio.to_thread(self._outbox.delete_many, delivered)
-                after = delivered[-1]
+            for refusal in refusals:
+                await self._on_refused(refusal)
             if failure is not None:
                 raise NotConnected(str(failure))
+
+    def _holding(self, topic: str, now: float) -> bool:
+        refusal = self._refused.get(topic)
+        return refusal is not None and now < refusal.retry_at
+
+    async def _on_refused(self, exc: PublishRefused) -> None:
+        current = self._refused.get(exc.topic)
+        if current is not None and current.code == exc.code:
+            if time.monotonic() >= current.retry_at:  # first refusal of this round
+                current.delay = min(current.delay * 2, REFUSED_RETRY_MAX_S)
+                current.retry_at = time.monotonic() + current.delay
+            return
+        self._refused[exc.topic] = _Refusal(exc.code)
+        await self.event(
+            "error",
+            "publish_refused",
+            f"broker refused records on {exc.topic}: reason code 0x{exc.code:02x} "
+            f"({exc.reason}); they are kept and retried (check the broker ACL)",
+        )
