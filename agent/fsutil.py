@@ -66,8 +66,9 @@ def read_only_medium(path: Path) -> bool:
         return False
 
 
-def scratch_dir(path: Path) -> Path:
-    """`path` (created) when it can be written, else a private folder in RAM.
+def scratch_dir(path: Path, *, force_ram: bool = False) -> Path:
+    """`path` (created) when it can be written, else (or with `force_ram`) a private
+    folder in RAM named like it.
 
     For regenerable files (decoded PCM, speech): on a read-only or unwritable state
     folder the agent must still be able to speak an alert. The RAM folder is
@@ -75,7 +76,10 @@ def scratch_dir(path: Path) -> Path:
     across restarts so it stays bounded; it must be a real folder owned by us with no
     access for others, since /dev/shm is writable by everyone.
     """
+    reason = "storage unwritable"
     try:
+        if force_ram:
+            raise OSError(0, reason)
         path.mkdir(parents=True, exist_ok=True)
         probe = path / f".probe-{os.getpid()}"
         fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
@@ -94,5 +98,6 @@ def scratch_dir(path: Path) -> Path:
     ram = own / path.name
     with contextlib.suppress(FileExistsError):
         os.mkdir(ram, 0o700)
-    log.error("%s is not writable (%s); using %s in RAM instead", path, reason, ram)
+    if not force_ram:
+        log.error("%s is not writable (%s); using %s in RAM instead", path, reason, ram)
     return ram

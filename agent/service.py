@@ -34,7 +34,7 @@ from agent.replay import ReplayStore
 from agent.reporter import Reporter
 from agent.reports import Topics, dumps, state_payload
 from agent.state import StateStore
-from agent.storagewatch import StorageWatch
+from agent.storagewatch import StorageWatch, pcm_spill
 from agent.timeutil import rfc3339_ms
 
 log = logging.getLogger(__name__)
@@ -186,6 +186,8 @@ async def run(cfg: Config) -> int:
     )  # fmt: skip
     storage_watch = StorageWatch(db, reporter, unjournalled=lambda: intake.unjournalled)
     await storage_watch.announce_start()
+    if sound is not None:
+        storage_watch.subscribe(pcm_spill(sound.engine, storage / "pcm"))
     await intake.load_journal()
     # Forget accepted jtis whose exp has passed, by the best time we have.
     await asyncio.to_thread(

@@ -6,21 +6,31 @@ state had to move to memory (agent/db.py), `storage_ok` once it is written back,
 A restore is tried every `retry_s` while degraded; `Database.try_restore` first checks
 (without writing) that the medium is writable and has room, so a full card is not
 worn by attempts that cannot succeed.
+
+Other writers of regenerable files subscribe (`subscribe`) to hear when the card cannot
+take them (the database is degraded, the medium is read-only, or less than
+`LOW_SPACE_BYTES` is free) and when it can again: the audio engine then decodes speech
+and media into RAM (`pcm_spill`), so an alert is still spoken on a full card.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
 from agent.db import Database
+from agent.fsutil import read_only_medium, scratch_dir
 from agent.reporter import Reporter
 
 log = logging.getLogger(__name__)
 
 RETRY_S = 2.0
 POLL_S = 0.5
+LOW_SPACE_BYTES = 1024 * 1024
 
 _EVENT = {"full": "storage_full", "readonly": "storage_readonly", "error": "storage_unavailable"}
 
@@ -41,6 +51,25 @@ class StorageWatch:
         self._reported: str | None = None  # the degraded kind last announced
         self._since_commits = 0
         self._since_unjournalled = 0
+        self._listeners: list[Callable[[bool], None]] = []
+        self._unwritable = False
+
+    def subscribe(self, listener: Callable[[bool], None]) -> None:
+        """Call `listener(unwritable)` now and whenever the card's state changes."""
+        self._listeners.append(listener)
+        listener(self._unwritable)
+
+    def _medium_unwritable(self) -> bool:
+        if self._db.degraded is not None:
+            return True
+        folder = self._db.path.parent
+        if read_only_medium(folder):
+            return True
+        try:
+            st = os.statvfs(folder)
+        except OSError:
+            return True
+        return st.f_bavail * st.f_frsize < LOW_SPACE_BYTES
 
     async def announce_start(self) -> None:
         """Events for what the open found: a rebuilt file, or state kept in memory."""
@@ -67,6 +96,14 @@ class StorageWatch:
             await self._check()
 
     async def _check(self) -> None:
+        unwritable = await asyncio.to_thread(self._medium_unwritable)
+        if unwritable != self._unwritable:
+            self._unwritable = unwritable
+            for listener in self._listeners:
+                try:
+                    listener(unwritable)
+                except Exception:
+                    log.exception("storage listener failed")
         kind = self._db.degraded
         if kind == self._reported:
             return
@@ -92,3 +129,16 @@ class StorageWatch:
             f"kept only in memory and {unjournalled} command(s) were acted on without a "
             "durable journal",
         )
+
+
+def pcm_spill(engine: Any, disk_dir: Path) -> Callable[[bool], None]:
+    """A listener that points `engine.pcm_dir` (decoded PCM and speech, all regenerable)
+    at a private RAM folder while the card cannot take writes, and back after."""
+
+    def switch(unwritable: bool) -> None:
+        target = scratch_dir(disk_dir, force_ram=True) if unwritable else scratch_dir(disk_dir)
+        if target != engine.pcm_dir:
+            log.warning("decoded audio now goes to %s", target)
+            engine.pcm_dir = target
+
+    return switch

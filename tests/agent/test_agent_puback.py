@@ -11,9 +11,9 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from support.acl import allow_all, deny_proofs
 from support.agentproc import Province
 
-from agent.central.acl import render_acl
 from agent.db import open_db
 from agent.jws import b64url_decode
 from agent.link import Announcement, Link, LinkSettings, PublishRefused
@@ -22,20 +22,6 @@ from agent.reporter import Reporter
 from agent.reports import Topics
 
 DEV = "dev-0001"
-
-
-def _deny_proofs(broker: Any) -> None:
-    acl = render_acl(broker.devices, broker.console_users)
-    line = f"topic write tcs/v1/dev/{DEV}/proof\n"
-    assert line in acl
-    (broker.workdir / "acl").write_text(acl.replace(line, ""), encoding="utf-8")
-    broker.reload()
-
-
-def _allow_all(broker: Any) -> None:
-    acl = render_acl(broker.devices, broker.console_users)
-    (broker.workdir / "acl").write_text(acl, encoding="utf-8")
-    broker.reload()
 
 
 def _link(broker: Any) -> Link:
@@ -60,7 +46,7 @@ def test_refused_proofs_are_kept_reported_once_and_delivered_after_the_fix(
     tmp_path: Path, broker: Any
 ) -> None:
     province = Province(broker)
-    _deny_proofs(broker)
+    deny_proofs(broker)
     db = open_db(tmp_path / "state.db")
     outbox = Outbox(db, 64 * 1024 * 1024)
     reporter = Reporter(
@@ -93,7 +79,7 @@ def test_refused_proofs_are_kept_reported_once_and_delivered_after_the_fix(
             assert await asyncio.to_thread(outbox.count_by_kind) == {
                 "ack": 0, "event": 0, "proof": 5, "other": 0
             }  # fmt: skip
-            await asyncio.to_thread(_allow_all, broker)
+            await asyncio.to_thread(allow_all, broker)
             await asyncio.to_thread(
                 province.wait_for,
                 lambda m: sum(x.topic.endswith("/proof") for x in province.messages) >= 5,

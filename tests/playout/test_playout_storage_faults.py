@@ -5,16 +5,18 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from support.acl import allow_all, deny_proofs
 from support.agentproc import AgentProc, Msg, Province
-from support.playout import DEVICE, sound_agent, wait_online
+from support.playout import DEVICE, sound_agent, verified_proof, wait_online
 from support.pulse import PulseRig, Recorder
 from support.recorded import ALERT_TEXT, send_accepted, wait_audible
-from support.tmpfs import remount, tmpfs
+from support.tmpfs import fill, remount, tmpfs
 
 
 def _event(code: str) -> Any:
@@ -43,8 +45,8 @@ def restarted(agent: AgentProc, province: Province, pulse: PulseRig) -> Iterator
     rec = pulse.recorder
     rec.start()
     try:
-        with agent:
-            agent.start()
+        agent.start()
+        with agent:  # kills it on the way out
             wait_online(province)
             yield rec
     finally:
@@ -86,3 +88,38 @@ def test_read_only_state_folder_at_start_still_obeys_and_plays(
             remount(state_dir, ro=False)
             province.wait_for(_event("storage_ok"), timeout=30)
             assert _kv(state_dir / "state.db", "audio.volume") == 60
+
+
+def test_full_card_still_obeys_and_plays_and_every_proof_arrives(
+    tmp_path: Path, broker: Any, pulse: PulseRig
+) -> None:
+    agent, province, _ = sound_agent(tmp_path / "a", broker)
+    with tmpfs(tmp_path / "a" / "state", size="8m") as state_dir:
+        # Proofs cannot leave while the broker refuses them (wrong ACL): they must
+        # wait, through the full card, until both are fixed.
+        deny_proofs(broker)
+        with restarted(agent, province, pulse) as rec:
+            filler = fill(state_dir)
+            # Commands are still journalled (in memory) and acked; the card's state
+            # is announced once the first write fails.
+            for level in range(30, 90):
+                jti = province.send(DEVICE, "volume.set", {"level": level})
+                assert province.wait_ack(jti, timeout=15)["status"] == "accepted"
+                if any(_event("storage_full")(m) for m in list(province.messages)):
+                    break
+            province.wait_for(_event("storage_full"), timeout=5)
+            start = time.time()
+            alert = _short_alert(province, "full-1")
+            wait_audible(rec, after=start)
+            province.wait_ack(alert, status="done", timeout=60)
+            # Space returns: what was kept in memory is written to the card.
+            filler.unlink()
+            province.wait_for(_event("storage_ok"), timeout=30)
+        # Even a crash right after loses nothing now: the proof is on the card.
+        agent.kill()
+        assert not [m for m in province.messages if _proof_topic(m)]
+        allow_all(broker)
+        with restarted(agent, province, pulse):
+            msg = province.wait_for(_proof_topic, timeout=60)
+        record = verified_proof(agent, msg)
+        assert record["alert_id"] == "full-1" and record["outcome"] == "completed"

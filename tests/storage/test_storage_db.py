@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 import agent.db as dbmod
-from agent.db import StorageCorrupt, StorageError, StorageFull, open_db
+from agent.db import StorageCorrupt, StorageError, open_db
 from agent.outbox import Outbox
 from agent.state import StateStore
 
