@@ -14,6 +14,7 @@ import pytest
 import agent.db as dbmod
 from agent.db import StorageCorrupt, StorageError, open_db
 from agent.outbox import Outbox
+from agent.replay import ReplayStore
 from agent.state import StateStore
 
 QUOTA = 64 * 1024 * 1024
@@ -281,3 +282,36 @@ def test_closed_database_says_so(tmp_path: Path) -> None:
 def test_path_that_is_a_folder_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(StorageError, match="is a directory"):
         open_db(tmp_path)
+
+
+def test_rebuild_keeps_replay_store_schedule_version_and_proofs(tmp_path: Path) -> None:
+    """A file found corrupt while in use is rebuilt at the next open; whatever can
+    still be read of it (here: everything) is carried over, so a used jti stays used."""
+    path = tmp_path / "state.db"
+    with open_db(path) as db:
+        ReplayStore(db).remember("j-used", "d" * 64, 1_900_000_000)
+        StateStore(db).set_many({"schedule.version": 42, "audio.volume": 70})
+        Outbox(db, QUOTA).put("proof", "t/p", b"proof-1")
+    (tmp_path / "state.db.suspect").write_text("database disk image is malformed\n")
+    with open_db(path, clock=lambda: 1_795_000_000.0) as db:
+        assert db.recovered_from is not None
+        assert db.salvaged == {"replay": 1, "kv": 2, "outbox": 1}
+        assert ReplayStore(db).seen("j-used") == "d" * 64
+        state = StateStore(db)
+        assert state.get("schedule.version") == 42
+        assert state.get(dbmod.REFUSE_BEFORE_KEY) is None  # nothing was lost
+        assert [r.payload for r in Outbox(db, QUOTA).pending()] == [b"proof-1"]
+
+
+def test_rebuild_that_loses_the_replay_store_refuses_older_commands(tmp_path: Path) -> None:
+    path = tmp_path / "state.db"
+    with open_db(path) as db:
+        ReplayStore(db).remember("j-used", "d" * 64, 1_900_000_000)
+    _scribble(path, 0, 100)  # the header: nothing can be read back
+    with open_db(path, clock=lambda: 1_795_000_000.5) as db:
+        assert db.recovered_from is not None
+        assert ReplayStore(db).seen("j-used") is None
+        assert StateStore(db).get(dbmod.REFUSE_BEFORE_KEY) == 1_795_000_000.5
+    # The refusal survives later restarts (and later rebuilds keep the latest time).
+    with open_db(path) as db:
+        assert StateStore(db).get(dbmod.REFUSE_BEFORE_KEY) == 1_795_000_000.5
