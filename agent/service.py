@@ -19,7 +19,7 @@ from agent.clock import ClockStatus, clock_status
 from agent.config import Config
 from agent.db import REFUSE_BEFORE_KEY, open_db
 from agent.dispatch import LOWER_BOUND_KEY, Dispatcher
-from agent.handlers import SCHEDULE_VERSION_KEY, VOLUME_KEY, CoreHandlers, load_schedule
+from agent.handlers import SCHEDULE_VERSION_KEY, CoreHandlers, load_schedule, stored_volume
 from agent.heartbeat import Heartbeat, HeartbeatSources
 from agent.inbox import Inbox
 from agent.intake import Intake
@@ -121,7 +121,7 @@ async def run(cfg: Config) -> int:
             audio=sound.audio if sound else None,
             cache=media.heartbeat,
             schedule_version=schedule_version,
-            volume=lambda: int(state.get(VOLUME_KEY, 100)),
+            volume=lambda: stored_volume(state),
             clock=clock,
             outbox=outbox.count,
         )
@@ -184,7 +184,9 @@ async def run(cfg: Config) -> int:
         inbox, handle, link.ack, command_topics,
         reporter=reporter, refuse_iat_before=state.get(REFUSE_BEFORE_KEY),
     )  # fmt: skip
-    storage_watch = StorageWatch(db, reporter, unjournalled=lambda: intake.unjournalled)
+    storage_watch = StorageWatch(
+        db, reporter, state=state, unjournalled=lambda: intake.unjournalled
+    )
     await storage_watch.announce_start()
     if sound is not None:
         storage_watch.subscribe(pcm_spill(sound.engine, storage / "pcm"))

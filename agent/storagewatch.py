@@ -1,7 +1,8 @@
 """Tells the province when the state database left the card or came back, and brings
 it back: events `storage_full` / `storage_readonly` / `storage_unavailable` when the
 state had to move to memory (agent/db.py), `storage_ok` once it is written back, and
-`storage_corrupt` when start-up rebuilt it from a corrupt file.
+`storage_corrupt` when start-up rebuilt it from a corrupt file, and `state_moved_aside`
+for every stored value that failed to load (agent/state.py).
 
 A restore is tried every `retry_s` while degraded; `Database.try_restore` first checks
 (without writing) that the medium is writable and has room, so a full card is not
@@ -25,6 +26,7 @@ from typing import Any
 from agent.db import Database
 from agent.fsutil import read_only_medium, scratch_dir
 from agent.reporter import Reporter
+from agent.state import StateStore
 
 log = logging.getLogger(__name__)
 
@@ -41,11 +43,13 @@ class StorageWatch:
         db: Database,
         reporter: Reporter,
         *,
+        state: StateStore | None = None,
         unjournalled: Callable[[], int] = lambda: 0,
         retry_s: float = RETRY_S,
     ) -> None:
         self._db = db
         self._reporter = reporter
+        self._state = state
         self._unjournalled = unjournalled
         self._retry_s = retry_s
         self._reported: str | None = None  # the degraded kind last announced
@@ -96,6 +100,13 @@ class StorageWatch:
             await self._check()
 
     async def _check(self) -> None:
+        for key, reason, aside in self._state.quarantined() if self._state else ():
+            await self._reporter.event(
+                "error",
+                "state_moved_aside",
+                f"stored {key} could not be used ({reason}); kept as {aside} for diagnosis, "
+                "serving on without it",
+            )
         unwritable = await asyncio.to_thread(self._medium_unwritable)
         if unwritable != self._unwritable:
             self._unwritable = unwritable

@@ -15,12 +15,13 @@ from typing import Any
 from agent.config import Config
 from agent.dispatch import Dispatcher
 from agent.fsutil import scratch_dir
-from agent.handlers import VOLUME_KEY, load_schedule
+from agent.handlers import load_schedule, stored_volume
 from agent.model import ScheduleSet
 from agent.playout.handlers import PlayoutHandlers
 from agent.playout.live import LiveHandlers, LiveRelay
 from agent.playout.runner import Playout, PlayoutDeps
 from agent.reporter import Reporter
+from agent.scheduler.state import PlannerState
 from agent.state import StateStore
 from playback.engine import AudioEngine
 from playback.levels import volume_to_gain
@@ -89,7 +90,7 @@ async def start_sound(
     await engine.start()
     # The persisted master volume, on the same curve as `volume.set`, before anything
     # (a stored schedule, a resumed item) can sound.
-    volume = int(state.get(VOLUME_KEY, 100))
+    volume = stored_volume(state)
     engine.set_master(volume_to_gain(volume))
 
     monitor = start_monitor(cfg, emit)
@@ -103,7 +104,7 @@ async def start_sound(
             tz=cfg.device.timezone,
             media_path=media_path,
             proof=reporter.proof,
-            load_state=lambda: state.get(PLANNER_KEY),
+            load_state=lambda: state.get_valid(PLANNER_KEY, planner_text, None),
             save_state=save,
             quiet=cfg.audio.quiet_hours,
             clock_trusted=clock_trusted,
@@ -131,6 +132,14 @@ async def start_sound(
     )
     live = LiveHandlers(relay, output_ok=lambda: engine.status().ok)
     return SoundSide(engine, playout, handlers, live, monitor)
+
+
+def planner_text(value: object) -> str:
+    """A stored planner state that loads (else it is moved aside at start)."""
+    if not isinstance(value, str):
+        raise ValueError("planner state is not a JSON text")
+    PlannerState.from_json(value)
+    return value
 
 
 def start_monitor(

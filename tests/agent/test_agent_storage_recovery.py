@@ -112,3 +112,47 @@ def test_used_jti_stays_used_after_the_database_is_rebuilt(
     if where == 0:  # nothing could be read back: older commands are refused
         assert refuse is not None
     province.close()
+
+
+def test_unusable_stored_state_is_moved_aside_and_the_agent_serves(
+    tmp_path: Path, broker: Any
+) -> None:
+    agent, province = _agent(tmp_path, broker)
+    agent.start()
+    with agent:
+        _online_after(province, 0)
+        assert agent.stop() == 0
+    db = agent.config.parent / "state" / "state.db"
+    with sqlite3.connect(db) as conn:
+        conn.executemany(
+            "INSERT OR REPLACE INTO kv (key, value) VALUES (?, ?)",
+            [
+                # passes JSON, fails validation (a year no schedule may use)
+                ("schedule.current", '{"args": {"version": 3, "items": [{"id": "x"}]}}'),
+                ("audio.volume", '"loud"'),  # not a volume
+                ("schedule.version", "{not json"),  # not even JSON
+            ],
+        )
+    started = time.time()
+    agent.start()
+    with agent:
+        _online_after(province, started)
+        jti = province.send(DEV, "status.request")
+        assert province.wait_ack(jti)["status"] == "accepted"
+        province.wait_for(lambda m: m.topic.endswith("/hb") and m.at >= started, 10)
+
+        def moved() -> set[str]:
+            return {
+                m.json()["detail"].split()[1] for m in list(province.messages)
+                if m.topic.endswith("/event") and m.json()["code"] == "state_moved_aside"
+            }  # fmt: skip
+
+        province.wait_for(lambda m: moved() >= {"schedule.current", "audio.volume"}, 10)
+        # The agent serves on: a new schedule is taken.
+        jti = province.send(DEV, "schedule.set", {"version": 4, "items": []})
+        assert province.wait_ack(jti)["status"] == "accepted"
+    with sqlite3.connect(db) as conn:
+        kept = dict(conn.execute("SELECT key, value FROM kv WHERE key LIKE 'aside.%'"))
+    assert any(k.startswith("aside.schedule.current.") for k in kept)
+    assert any(k.startswith("aside.audio.volume.") for k in kept)
+    province.close()
