@@ -21,6 +21,12 @@ from pathlib import Path
 log = logging.getLogger(__name__)
 
 
+# O_EXCL: never write into a file that already exists (another writer's, or a planted
+# one whose mode we would not set); O_NOFOLLOW: never write through a symlink planted
+# at the temporary name into a file elsewhere (e.g. a key, or /etc/...).
+_EXCL_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
+
+
 def fsync_dir(path: Path) -> None:
     """fsync a directory so a rename/creation/unlink inside it survives a power cut."""
     fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
@@ -43,7 +49,13 @@ def atomic_write(path: Path, data: bytes, *, mode: int = 0o666, durable: bool = 
     skips both fsyncs where losing the last update to a power cut is harmless.
     """
     tmp = tmp_path(path)
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    try:
+        fd = os.open(tmp, _EXCL_FLAGS, mode)
+    except FileExistsError:
+        # Left by a crash mid-write, or planted: unlink removes the name itself (a
+        # symlink is not followed), then the file is created afresh, ours alone.
+        tmp.unlink()
+        fd = os.open(tmp, _EXCL_FLAGS, mode)
     with os.fdopen(fd, "wb") as f:
         f.write(data)
         if durable:
