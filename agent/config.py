@@ -170,6 +170,7 @@ class AudioConfig:
     amp_idle_s: float = 30.0
     tts_voice: str = "vi"
     live_ca_file: Path | None = None  # CA certificates trusted for https live streams
+    live_require_tls: bool = True  # refuse plain http/rtsp/icecast live streams
 
 
 @dataclass(frozen=True, slots=True)
@@ -242,6 +243,7 @@ _KEYS: Final[Mapping[str, tuple[str, ...]]] = {
         "amp_idle_s",
         "tts_voice",
         "live_ca_file",
+        "live_require_tls",
     ),
     "display": ("kind", "path", "width", "height"),
     "report": ("heartbeat_s",),
@@ -811,6 +813,7 @@ def _audio(t: _Table, base: Path) -> AudioConfig:
         amp_idle_s=t.number("amp_idle_s", 30.0, 0.0, 86400.0),
         tts_voice=voice,
         live_ca_file=live_ca,
+        live_require_tls=t.boolean("live_require_tls", True),
     )
 
 

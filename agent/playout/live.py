@@ -83,8 +83,10 @@ class LiveRelay:
         wall: Callable[[], float] = time.time,
         stream_factory: StreamFactory | None = None,
         ca_file: Path | None = None,
+        require_tls: bool = True,
     ) -> None:
         self.device = device
+        self.require_tls = require_tls  # [audio] live_require_tls
         self.tz = tz
         self.proof = proof
         self.wake = wake
@@ -278,7 +280,7 @@ class LiveHandlers:
         assert isinstance(cmd.args, LiveStart)
         args = cmd.args
         try:
-            check_url(args.url)
+            check_url(args.url, require_tls=self.relay.require_tls)
         except ValueError as e:
             return Outcome(status="failed", code="bad_args", detail=str(e))
         if not self.output_ok():

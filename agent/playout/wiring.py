@@ -119,6 +119,7 @@ async def start_sound(
         wake=playout.wake,
         wall=wall,
         ca_file=cfg.audio.live_ca_file,
+        require_tls=cfg.audio.live_require_tls,
     )
     relay.volume = volume
     relay.heard = playout.d.heard

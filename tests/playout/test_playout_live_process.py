@@ -1,0 +1,116 @@
+"""The live relay's libVLC runs in its own process (never in the agent), which is killed
+and restarted like the audio player; plain streams are refused unless allowed
+(`[audio] live_require_tls`). Real agent, real VLC, real stream, null sink."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from support.live_streams import TONE_HZ, ToneStream, hz_around
+from support.playout import DEVICE, recording, sound_agent
+from support.pulse import PulseRig
+from support.recorded import recorded_agent, send_accepted
+
+from playback.live import vlc_unavailable
+
+
+@pytest.fixture
+def stream() -> Iterator[ToneStream]:
+    if vlc_unavailable():
+        pytest.skip(f"libVLC unusable here: {vlc_unavailable()}")
+    s = ToneStream()
+    try:
+        yield s
+    finally:
+        if not s.dead.is_set():
+            s.kill()
+
+
+def _children(pid: int) -> list[tuple[int, str]]:
+    """(pid, command line) of the processes whose parent is `pid`."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_text()
+            cmd = Path(f"/proc/{entry}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except OSError:
+            continue
+        if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+            found.append((int(entry), cmd))
+    return found
+
+
+def _relay_pid(agent_pid: int, timeout: float = 20) -> int:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for pid, cmd in _children(agent_pid):
+            if "playback.live_child" in cmd and "--probe" not in cmd:
+                return pid
+        time.sleep(0.1)
+    raise AssertionError("no live relay process under the agent")
+
+
+def _maps_libvlc(pid: int) -> bool:
+    return "libvlc" in Path(f"/proc/{pid}/maps").read_text()
+
+
+def _wait_tone(pulse: PulseRig, timeout: float = 20) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        time.sleep(0.2)
+        if abs(hz_around(pulse, time.time() - 0.3) - TONE_HZ) < 5:
+            return
+    raise AssertionError("the stream's tone was not heard")
+
+
+def test_relay_runs_outside_the_agent_and_comes_back_after_a_kill(
+    tmp_path: Any, broker: Any, pulse: PulseRig, stream: ToneStream
+) -> None:
+    with recorded_agent(tmp_path, broker, pulse) as (agent, province, _rec):
+        live = send_accepted(
+            province, "live.start", {"session_id": "radio-k", "url": stream.url}, timeout=20
+        )
+        _wait_tone(pulse)
+        assert agent.proc is not None
+        first = _relay_pid(agent.proc.pid)
+        assert _maps_libvlc(first)
+        assert not _maps_libvlc(agent.proc.pid)  # libVLC never loaded beside the key
+        os.kill(first, signal.SIGKILL)  # libVLC crashed
+        deadline = time.monotonic() + 20
+        while (second := _relay_pid(agent.proc.pid)) == first:
+            assert time.monotonic() < deadline, "the relay was not restarted"
+            time.sleep(0.1)
+        t_restart = time.time()
+        _wait_tone(pulse)  # the speaker relays the stream again
+        assert hz_around(pulse, time.time() - 0.3) > 0 and time.time() > t_restart
+        stop = province.send(DEVICE, "live.stop", {"session_id": "radio-k"})
+        province.wait_ack(stop, status="done", timeout=10)
+        done = province.wait_ack(live, status="done", timeout=15)
+        assert "reconnect" in (done["detail"] or ""), done
+        # Stopped: the relay process is gone too.
+        deadline = time.monotonic() + 10
+        while any("playback.live_child" in c for _, c in _children(agent.proc.pid)):
+            assert time.monotonic() < deadline, "relay process left behind after live.stop"
+            time.sleep(0.1)
+        assert second != first
+
+
+def test_plain_stream_is_refused_when_tls_is_required(
+    tmp_path: Path, broker: Any, pulse: PulseRig
+) -> None:
+    agent, province, _ = sound_agent(tmp_path / "a", broker, live_require_tls=True)
+    with recording(agent, province, pulse):
+        for url in ("http://127.0.0.1:9/radio.mp3", "rtsp://127.0.0.1:9/live",
+                    "icecast://127.0.0.1:9/radio"):  # fmt: skip
+            jti = province.send(DEVICE, "live.start", {"session_id": "s1", "url": url})
+            failed = province.wait_ack(jti, status="failed", timeout=10)
+            assert failed["code"] == "bad_args"
+            assert "live_require_tls" in failed["detail"]
