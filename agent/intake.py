@@ -37,6 +37,7 @@ from agent.db import StorageError
 from agent.inbox import Inbox
 from agent.jws import b64url_decode
 from agent.link import Incoming
+from agent.protocol import MAX_PAYLOAD
 from agent.reporter import Reporter
 
 log = logging.getLogger(__name__)
@@ -177,6 +178,8 @@ class Intake:
 def _peek_claims(payload: bytes) -> dict[str, Any]:
     """The claims of a compact JWS, unverified (for echo and the refusal by iat only:
     refusing on an unverified claim can only ever stop a command, never start one)."""
+    if len(payload) > MAX_PAYLOAD:  # the verifier rejects it anyway; never parse it
+        return {}
     parts = payload.split(b".")
     if len(parts) != 3:
         return {}
