@@ -7,29 +7,13 @@ from __future__ import annotations
 import os
 import signal
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import pytest
 from support.live_streams import TONE_HZ, ToneStream, hz_around
 from support.playout import DEVICE, recording, sound_agent
 from support.pulse import PulseRig
 from support.recorded import recorded_agent, send_accepted
-
-from playback.live import vlc_unavailable
-
-
-@pytest.fixture
-def stream() -> Iterator[ToneStream]:
-    if vlc_unavailable():
-        pytest.skip(f"libVLC unusable here: {vlc_unavailable()}")
-    s = ToneStream()
-    try:
-        yield s
-    finally:
-        if not s.dead.is_set():
-            s.kill()
 
 
 def _children(pid: int) -> list[tuple[int, str]]:

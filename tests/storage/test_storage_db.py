@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import os
 import random
-import subprocess
 import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from support.tmpfs import remount, tmpfs
 
 import agent.db as dbmod
 from agent.db import StorageCorrupt, StorageError, open_db
@@ -171,20 +171,8 @@ def test_page_limit_full_carries_on_in_memory_and_keeps_what_was_stored(tmp_path
 
 @pytest.fixture
 def tiny_tmpfs(tmp_path: Path) -> Iterator[Path]:
-    mnt = tmp_path / "full"
-    mnt.mkdir()
-    res = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(mnt)],
-        capture_output=True,
-        timeout=10,
-        check=False,
-    )
-    if res.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {res.stderr.decode().strip()}")
-    try:
+    with tmpfs(tmp_path / "full", size="4m") as mnt:
         yield mnt
-    finally:
-        subprocess.run(["umount", "-l", str(mnt)], timeout=10, check=False)
 
 
 def test_real_full_disk_serves_from_memory_then_writes_back(tiny_tmpfs: Path) -> None:
@@ -220,7 +208,7 @@ def test_read_only_medium_at_start_serves_from_memory(tiny_tmpfs: Path) -> None:
     with open_db(path) as db:
         StateStore(db).set("schedule.version", 7)
         Outbox(db, QUOTA).put("proof", "t/p", b"old proof")
-    subprocess.run(["mount", "-o", "remount,ro", str(tiny_tmpfs)], check=True, timeout=10)
+    remount(tiny_tmpfs, ro=True)
     with open_db(path) as db:
         assert db.degraded == "readonly"
         state = StateStore(db)
@@ -228,7 +216,7 @@ def test_read_only_medium_at_start_serves_from_memory(tiny_tmpfs: Path) -> None:
         state.set("schedule.version", 8)
         Outbox(db, QUOTA).put("proof", "t/p", b"new proof")
         assert not db.try_restore()
-        subprocess.run(["mount", "-o", "remount,rw", str(tiny_tmpfs)], check=True, timeout=10)
+        remount(tiny_tmpfs, ro=False)
         assert db.try_restore()
     with open_db(path) as db:
         assert db.degraded is None
@@ -237,7 +225,7 @@ def test_read_only_medium_at_start_serves_from_memory(tiny_tmpfs: Path) -> None:
 
 
 def test_read_only_medium_without_a_state_file_starts_empty(tiny_tmpfs: Path) -> None:
-    subprocess.run(["mount", "-o", "remount,ro", str(tiny_tmpfs)], check=True, timeout=10)
+    remount(tiny_tmpfs, ro=True)
     with open_db(tiny_tmpfs / "state" / "state.db") as db:
         assert db.degraded == "readonly"
         assert StateStore(db).get("schedule.version") is None
