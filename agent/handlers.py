@@ -7,7 +7,6 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections.abc import Awaitable, Callable
 
 from agent.commands import ArgsError, validate_args
@@ -15,8 +14,6 @@ from agent.dispatch import Dispatcher, Outcome
 from agent.model import ScheduleSet, VolumeSet
 from agent.protocol import Command
 from agent.state import StateStore
-
-log = logging.getLogger(__name__)
 
 VOLUME_KEY = "audio.volume"
 SCHEDULE_KEY = "schedule.current"

@@ -34,7 +34,7 @@ from agent.replay import ReplayStore
 from agent.reporter import Reporter
 from agent.reports import Topics, dumps, state_payload
 from agent.state import StateStore
-from agent.storagewatch import StorageWatch, pcm_spill
+from agent.storagewatch import watch_storage
 from agent.timeutil import rfc3339_ms
 
 log = logging.getLogger(__name__)
@@ -184,12 +184,9 @@ async def run(cfg: Config) -> int:
         inbox, handle, link.ack, command_topics,
         reporter=reporter, refuse_iat_before=state.get(REFUSE_BEFORE_KEY),
     )  # fmt: skip
-    storage_watch = StorageWatch(
-        db, reporter, state=state, unjournalled=lambda: intake.unjournalled
+    storage_watch = await watch_storage(
+        db, reporter, state, lambda: intake.unjournalled, sound.engine if sound else None
     )
-    await storage_watch.announce_start()
-    if sound is not None:
-        storage_watch.subscribe(pcm_spill(sound.engine, storage / "pcm"))
     await intake.load_journal()
     # Forget accepted jtis whose exp has passed, by the best time we have.
     await asyncio.to_thread(

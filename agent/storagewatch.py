@@ -153,3 +153,20 @@ def pcm_spill(engine: Any, disk_dir: Path) -> Callable[[bool], None]:
             engine.pcm_dir = target
 
     return switch
+
+
+async def watch_storage(
+    db: Database,
+    reporter: Reporter,
+    state: StateStore,
+    unjournalled: Callable[[], int],
+    engine: Any | None = None,
+) -> StorageWatch:
+    """The service's one call at start: announce what the open found, point the audio
+    engine's decoded PCM (`<storage>/pcm`) at RAM whenever the card cannot take writes;
+    the caller `run()`s it."""
+    watch = StorageWatch(db, reporter, state=state, unjournalled=unjournalled)
+    await watch.announce_start()
+    if engine is not None:
+        watch.subscribe(pcm_spill(engine, db.path.parent / "pcm"))
+    return watch

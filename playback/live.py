@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 import logging
 import os
@@ -80,6 +81,35 @@ class LiveEnd:
     reconnects: int
 
 
+@dataclass(frozen=True)
+class RelaySettings:
+    """What one relay needs; sent to the child as its first line (JSON)."""
+
+    url: str
+    device: str
+    volume: int = 100
+    max_retries: int = 3
+    backoff: tuple[float, ...] = DEFAULT_BACKOFF
+    stall_s: float = STALL_S
+    ca_file: str | None = None
+
+    def to_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self))
+
+    @classmethod
+    def from_json(cls, text: str) -> RelaySettings:
+        doc = json.loads(text)
+        return cls(
+            url=str(doc["url"]),
+            device=str(doc["device"]),
+            volume=max(0, min(100, int(doc["volume"]))),
+            max_retries=int(doc["max_retries"]),
+            backoff=tuple(float(x) for x in doc["backoff"]) or (1.0,),
+            stall_s=float(doc["stall_s"]),
+            ca_file=str(doc["ca_file"]) if doc.get("ca_file") else None,
+        )
+
+
 def _child_env() -> dict[str, str]:
     pkg_root = str(Path(__file__).resolve().parents[1])
     env = dict(os.environ)
@@ -103,15 +133,15 @@ class LiveStream:
         on_sounding: Callable[[], None] | None = None,
         ca_file: Path | None = None,
     ) -> None:
-        self.url = check_url(url)
-        self.device = device
-        self.volume = max(0, min(100, volume))
+        self.settings = RelaySettings(
+            check_url(url), device, max(0, min(100, volume)), max_retries,
+            tuple(backoff) or (1.0,), stall_s, str(ca_file) if ca_file else None,
+        )  # fmt: skip
+        self.url = self.settings.url
         self.max_retries = max_retries
-        self.backoff = tuple(backoff) or (1.0,)
-        self.stall_s = stall_s
+        self.backoff = self.settings.backoff
         self.wall = wall
         self.on_sounding = on_sounding
-        self.ca_file = ca_file
         self._stop = asyncio.Event()
         self.reconnects = 0
         self.restarts = 0  # children killed or lost and started again
@@ -158,11 +188,6 @@ class LiveStream:
 
     async def _run_child(self) -> LiveEnd | None:
         """One child until it reports its end (returned) or dies / hangs (None)."""
-        settings = {
-            "url": self.url, "device": self.device, "volume": self.volume,
-            "max_retries": self.max_retries, "backoff": list(self.backoff),
-            "stall_s": self.stall_s, "ca_file": str(self.ca_file) if self.ca_file else None,
-        }  # fmt: skip
         try:
             proc = await asyncio.create_subprocess_exec(
                 sys.executable, "-m", "playback.live_child",
@@ -178,7 +203,7 @@ class LiveStream:
         reconnects_before = self.reconnects
         stopper = asyncio.ensure_future(self._stop.wait())
         try:
-            proc.stdin.write((json.dumps(settings) + "\n").encode())
+            proc.stdin.write((self.settings.to_json() + "\n").encode())
             await proc.stdin.drain()
             timeout = START_TIMEOUT_S
             while True:

@@ -50,7 +50,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from playback.live import DEFAULT_BACKOFF, POLL_S, STALL_S, LiveEnd, LiveUnavailable
+from playback.live import POLL_S, LiveEnd, LiveUnavailable, RelaySettings
 
 log = logging.getLogger(__name__)
 
@@ -82,26 +82,17 @@ class VlcRelay:
 
     def __init__(
         self,
-        url: str,
-        device: str,
+        settings: RelaySettings,
         *,
-        volume: int = 100,
-        max_retries: int = 3,
-        backoff: Sequence[float] = DEFAULT_BACKOFF,
-        stall_s: float = STALL_S,
         wall: Callable[[], float] = time.time,
         on_sounding: Callable[[], None] | None = None,
-        ca_file: Path | None = None,
     ) -> None:
-        self.url = url
-        self.device = device
-        self.volume = max(0, min(100, volume))
-        self.max_retries = max_retries
-        self.backoff = tuple(backoff) or (1.0,)
-        self.stall_s = stall_s
+        s = settings
+        self.url, self.device, self.volume = s.url, s.device, s.volume
+        self.max_retries, self.backoff, self.stall_s = s.max_retries, s.backoff, s.stall_s
+        self.ca_file = Path(s.ca_file) if s.ca_file else None
         self.wall = wall
         self.on_sounding = on_sounding
-        self.ca_file = ca_file
         self._stop = asyncio.Event()
         self._instance: Any = None
         self._trust_dir: Path | None = None
@@ -271,17 +262,10 @@ def _emit(ev: dict[str, Any]) -> None:
     sys.stdout.flush()
 
 
-async def _serve(settings: dict[str, Any]) -> int:
+async def _serve(settings: RelaySettings) -> int:
     loop = asyncio.get_running_loop()
     relay = VlcRelay(
-        str(settings["url"]),
-        str(settings["device"]),
-        volume=int(settings.get("volume", 100)),
-        max_retries=int(settings.get("max_retries", 3)),
-        backoff=[float(x) for x in settings.get("backoff", DEFAULT_BACKOFF)],
-        stall_s=float(settings.get("stall_s", STALL_S)),
-        on_sounding=lambda: _emit({"ev": "sounding", "wall": relay.started_wall}),
-        ca_file=Path(settings["ca_file"]) if settings.get("ca_file") else None,
+        settings, on_sounding=lambda: _emit({"ev": "sounding", "wall": relay.started_wall})
     )
 
     def read_stdin() -> None:
@@ -319,7 +303,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr,
                         format="live_child %(levelname)s %(message)s")  # fmt: skip
-    settings = json.loads(sys.stdin.readline() or "{}")
+    try:
+        settings = RelaySettings.from_json(sys.stdin.readline())
+    except (ValueError, KeyError, TypeError) as e:
+        _emit({"ev": "error", "code": "bad_settings", "detail": f"relay settings: {e}"})
+        return 2
     return asyncio.run(_serve(settings))
 
 
