@@ -117,6 +117,54 @@ def _child_env() -> dict[str, str]:
     return env
 
 
+class RelayProcesses:
+    """Starts relay children for one output device (and CA); once one was taken, the
+    next is started ahead, so that a relay after an alert or a crash sounds within a
+    moment (Python and libVLC's plugin scan take the best part of a second). The spare
+    waits with libVLC started and no stream; `close()` ends it (so does the agent's
+    exit: the child ends at the end of its stdin)."""
+
+    def __init__(self, device: str, ca_file: Path | None = None, *, keep_spare: bool = True):
+        self.device = device
+        self.ca_file = ca_file
+        self.keep_spare = keep_spare
+        self._spare: asyncio.Task[asyncio.subprocess.Process] | None = None
+
+    async def take(self) -> asyncio.subprocess.Process:
+        """A started child, waiting for its settings line."""
+        proc: asyncio.subprocess.Process | None = None
+        spare, self._spare = self._spare, None
+        if spare is not None:
+            with contextlib.suppress(OSError):
+                proc = await spare
+        if proc is None or proc.returncode is not None:
+            proc = await self._spawn()
+        if self.keep_spare:
+            self._spare = asyncio.ensure_future(self._spawn())
+        return proc
+
+    async def _spawn(self) -> asyncio.subprocess.Process:
+        ca = ["--ca-file", str(self.ca_file)] if self.ca_file is not None else []
+        try:
+            return await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "playback.live_child", "--device", self.device, *ca,
+                stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+                stderr=None, env=_child_env(), start_new_session=True,
+            )  # fmt: skip
+        except OSError as e:
+            raise LiveUnavailable(f"cannot start the live relay process: {e}") from e
+
+    async def close(self) -> None:
+        spare, self._spare = self._spare, None
+        if spare is None:
+            return
+        try:
+            proc = await spare
+        except (OSError, LiveUnavailable, asyncio.CancelledError):
+            return
+        await _kill(proc)
+
+
 class LiveStream:
     """One relay of `url` to `device`; `run()` once, `stop()` from anywhere in the loop."""
 
@@ -132,7 +180,10 @@ class LiveStream:
         wall: Callable[[], float] = time.time,
         on_sounding: Callable[[], None] | None = None,
         ca_file: Path | None = None,
+        processes: RelayProcesses | None = None,
     ) -> None:
+        # Without a shared pool (a relay on its own), no child is started ahead.
+        self._processes = processes or RelayProcesses(device, ca_file, keep_spare=False)
         self.settings = RelaySettings(
             check_url(url), device, max(0, min(100, volume)), max_retries,
             tuple(backoff) or (1.0,), stall_s, str(ca_file) if ca_file else None,
@@ -188,14 +239,7 @@ class LiveStream:
 
     async def _run_child(self) -> LiveEnd | None:
         """One child until it reports its end (returned) or dies / hangs (None)."""
-        try:
-            proc = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "playback.live_child",
-                stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
-                stderr=None, env=_child_env(), start_new_session=True,
-            )  # fmt: skip
-        except OSError as e:
-            raise LiveUnavailable(f"cannot start the live relay process: {e}") from e
+        proc = await self._processes.take()
         assert proc.stdin is not None and proc.stdout is not None
         self.pid = proc.pid
         # The child's wall clock is ours, unless a test gave us another one.

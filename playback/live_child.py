@@ -6,9 +6,13 @@ share an address space with the device key, and a libVLC that hangs or crashes i
 killed and restarted by the parent like the audio player (playback/player.py).
 `--probe` only says whether libVLC can start here (one line: empty, or why not).
 
-Wire (JSON lines). stdin, from the parent: first line the relay settings
+Run as `python -m playback.live_child --device DEV [--ca-file PEM]`: libVLC starts at
+once (`{"ev": "ready"}`), before any stream is known, so a child started ahead relays
+within a moment of being asked. Wire (JSON lines). stdin, from the parent: first line
+the relay settings (`playback.live.RelaySettings`)
   {"url", "device", "volume", "max_retries", "backoff", "stall_s", "ca_file"|null}
 then `{"op": "stop"}` (or end of stdin) to stop. stdout, to the parent:
+  {"ev": "ready"}                                libVLC started
   {"ev": "sounding", "wall"}                     the stream started sounding
   {"ev": "hb", "played_ms", "reconnects"}        every POLL_S while relaying
   {"ev": "end", "outcome", "reason", "started_wall", "ended_wall", "played_ms",
@@ -87,10 +91,9 @@ class VlcRelay:
         wall: Callable[[], float] = time.time,
         on_sounding: Callable[[], None] | None = None,
     ) -> None:
-        s = settings
-        self.url, self.device, self.volume = s.url, s.device, s.volume
-        self.max_retries, self.backoff, self.stall_s = s.max_retries, s.backoff, s.stall_s
-        self.ca_file = Path(s.ca_file) if s.ca_file else None
+        self.device = settings.device
+        self.ca_file = Path(settings.ca_file) if settings.ca_file else None
+        self.apply(settings)
         self.wall = wall
         self.on_sounding = on_sounding
         self._stop = asyncio.Event()
@@ -101,6 +104,17 @@ class VlcRelay:
         self.reconnects = 0
         self.started_wall: float | None = None
         self._played_s = 0.0
+
+    def apply(self, settings: RelaySettings) -> None:
+        """What to relay and how (the output device and CA are fixed at construction)."""
+        s = settings
+        self.url, self.volume = s.url, s.volume
+        self.max_retries, self.backoff, self.stall_s = s.max_retries, s.backoff, s.stall_s
+
+    def prepare(self) -> None:
+        """Start libVLC now (the slow part: plugins), before the stream is known."""
+        if self._instance is None:
+            self._instance = self._new_instance()
 
     def stop(self) -> None:
         self._stop.set()
@@ -147,7 +161,7 @@ class VlcRelay:
 
     async def run(self) -> LiveEnd:
         """Relay until stopped (`cancelled`) or given up (`failed`, `stream_lost`)."""
-        self._instance = await asyncio.to_thread(self._new_instance)
+        await asyncio.to_thread(self.prepare)
         failures = 0
         reason = "stream_lost"
         try:
@@ -262,11 +276,9 @@ def _emit(ev: dict[str, Any]) -> None:
     sys.stdout.flush()
 
 
-async def _serve(settings: RelaySettings) -> int:
+async def _serve(relay: VlcRelay) -> int:
     loop = asyncio.get_running_loop()
-    relay = VlcRelay(
-        settings, on_sounding=lambda: _emit({"ev": "sounding", "wall": relay.started_wall})
-    )
+    relay.on_sounding = lambda: _emit({"ev": "sounding", "wall": relay.started_wall})
 
     def read_stdin() -> None:
         # Any line after the settings is a stop; end of stdin (the parent went away) too.
@@ -285,9 +297,6 @@ async def _serve(settings: RelaySettings) -> int:
     beats = asyncio.create_task(beat())
     try:
         end = await relay.run()
-    except LiveUnavailable as e:
-        _emit({"ev": "error", "code": "not_supported", "detail": str(e)})
-        return 2
     finally:
         beats.cancel()
     _emit({"ev": "end", **dataclasses.asdict(end)})
@@ -297,18 +306,29 @@ async def _serve(settings: RelaySettings) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m playback.live_child")
     parser.add_argument("--probe", action="store_true", help="only say whether libVLC works")
+    parser.add_argument("--device", default="default", help="ALSA output device")
+    parser.add_argument("--ca-file", default=None, help="CA certificates (PEM) for https")
     args = parser.parse_args(argv)
     if args.probe:
         print(probe())
         return 0
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr,
                         format="live_child %(levelname)s %(message)s")  # fmt: skip
+    # libVLC starts before the stream is known: a child started ahead (playback.live's
+    # RelayProcesses) then relays within a moment of being asked.
+    relay = VlcRelay(RelaySettings(url="", device=args.device, ca_file=args.ca_file))
     try:
-        settings = RelaySettings.from_json(sys.stdin.readline())
+        relay.prepare()
+    except LiveUnavailable as e:
+        _emit({"ev": "error", "code": "not_supported", "detail": str(e)})
+        return 2
+    _emit({"ev": "ready"})
+    try:
+        relay.apply(RelaySettings.from_json(sys.stdin.readline()))
     except (ValueError, KeyError, TypeError) as e:
         _emit({"ev": "error", "code": "bad_settings", "detail": f"relay settings: {e}"})
         return 2
-    return asyncio.run(_serve(settings))
+    return asyncio.run(_serve(relay))
 
 
 if __name__ == "__main__":

@@ -30,7 +30,14 @@ from agent.model import LiveStart, LiveStop
 from agent.playout.proofs import segment_proof
 from agent.protocol import Command
 from agent.scheduler import ActiveSource, source_key
-from playback.live import LiveEnd, LiveStream, LiveUnavailable, check_url, vlc_unavailable
+from playback.live import (
+    LiveEnd,
+    LiveStream,
+    LiveUnavailable,
+    RelayProcesses,
+    check_url,
+    vlc_unavailable,
+)
 
 log = logging.getLogger(__name__)
 
@@ -96,9 +103,14 @@ class LiveRelay:
         self.heard: Callable[[float, float], Awaitable[float | None]] | None = None
         self.sessions: dict[str, LiveSession] = {}
         self.running: _Running | None = None
+        # libVLC runs in child processes; one is kept started ahead once live was used.
+        self._processes = RelayProcesses(device, ca_file)
         self._factory: StreamFactory = stream_factory or (
-            lambda url, volume: LiveStream(url, device, volume=volume, wall=wall, ca_file=ca_file)
-        )
+            lambda url, volume: LiveStream(
+                url, device, volume=volume, wall=wall, ca_file=ca_file,
+                processes=self._processes,
+            )
+        )  # fmt: skip
 
     # ---- what the planner sees -----------------------------------------------------
 
@@ -181,6 +193,7 @@ class LiveRelay:
         for sid in list(self.sessions):
             self.remove(sid, "agent_stop")
         await self.wait_halted()
+        await self._processes.close()
 
     # ---- the relay ---------------------------------------------------------------------
 
