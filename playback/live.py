@@ -129,6 +129,32 @@ class RelayProcesses:
         self.ca_file = ca_file
         self.keep_spare = keep_spare
         self._spare: asyncio.Task[asyncio.subprocess.Process] | None = None
+        self._ready: asyncio.subprocess.Process | None = None  # the spare said "ready"
+
+    async def check(self) -> str:
+        """"" when a relay child starts here (it then waits as the spare, so the relay
+        asked for next starts at once), else why not (libVLC missing, ...)."""
+        if self._spare is None:
+            self._spare = asyncio.ensure_future(self._spawn())
+        try:
+            proc = await asyncio.shield(self._spare)
+        except (OSError, LiveUnavailable) as e:
+            self._spare = None
+            return str(e)
+        if self._ready is proc and proc.returncode is None:
+            return ""
+        assert proc.stdout is not None
+        try:
+            async with asyncio.timeout(START_TIMEOUT_S):
+                ev = _parse(await proc.stdout.readline())
+        except TimeoutError:
+            ev = {"detail": f"the live relay process did not start in {START_TIMEOUT_S:g} s"}
+        if ev.get("ev") == "ready":
+            self._ready = proc
+            return ""
+        self._spare = None
+        await _kill(proc)
+        return str(ev.get("detail") or "the live relay process failed at start")[:200]
 
     async def take(self) -> asyncio.subprocess.Process:
         """A started child, waiting for its settings line."""

@@ -323,8 +323,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         _emit({"ev": "error", "code": "not_supported", "detail": str(e)})
         return 2
     _emit({"ev": "ready"})
+    line = sys.stdin.readline()
+    if not line:
+        return 0  # a spare that was never used: the parent closed it
     try:
-        relay.apply(RelaySettings.from_json(sys.stdin.readline()))
+        relay.apply(RelaySettings.from_json(line))
     except (ValueError, KeyError, TypeError) as e:
         _emit({"ev": "error", "code": "bad_settings", "detail": f"relay settings: {e}"})
         return 2

@@ -36,7 +36,6 @@ from playback.live import (
     LiveUnavailable,
     RelayProcesses,
     check_url,
-    vlc_unavailable,
 )
 
 log = logging.getLogger(__name__)
@@ -104,11 +103,11 @@ class LiveRelay:
         self.sessions: dict[str, LiveSession] = {}
         self.running: _Running | None = None
         # libVLC runs in child processes; one is kept started ahead once live was used.
-        self._processes = RelayProcesses(device, ca_file)
+        self.processes = RelayProcesses(device, ca_file)
         self._factory: StreamFactory = stream_factory or (
             lambda url, volume: LiveStream(
                 url, device, volume=volume, wall=wall, ca_file=ca_file,
-                processes=self._processes,
+                processes=self.processes,
             )
         )  # fmt: skip
 
@@ -193,7 +192,7 @@ class LiveRelay:
         for sid in list(self.sessions):
             self.remove(sid, "agent_stop")
         await self.wait_halted()
-        await self._processes.close()
+        await self.processes.close()
 
     # ---- the relay ---------------------------------------------------------------------
 
@@ -301,7 +300,8 @@ class LiveHandlers:
             return Outcome(status="failed", code="output_unavailable", detail=why)
         if args.until is not None and args.until.timestamp() <= self.relay.wall():
             return Outcome(status="failed", code="expired", detail="live `until` has passed")
-        why = await asyncio.to_thread(vlc_unavailable)
+        # Starts the relay process now (libVLC in it), so the relay sounds at once.
+        why = await self.relay.processes.check()
         if why:
             return Outcome(status="failed", code="not_supported", detail=why)
         return Outcome(later=self._run(args))
