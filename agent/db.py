@@ -568,6 +568,8 @@ def _migrate(conn: sqlite3.Connection, path: Path) -> None:
 # state could not be read in full: commands issued before it are refused (a used jti,
 # or an older schedule version, might otherwise be accepted again).
 REFUSE_BEFORE_KEY = "db.refuse_iat_before"
+# A command's iat may run ahead of the device's clock by the exp leeway (PROTOCOL §3).
+REFUSE_LEEWAY_S = 30
 
 _SALVAGE: dict[str, tuple[str, str]] = {
     # table: (columns read from the corrupt file, insert into the fresh one)
@@ -722,6 +724,18 @@ def _open_on_disk(path: Path, busy_timeout_ms: int, clock: Callable[[], float]) 
     )
 
 
+def _last_written(corrupt: Path, now: float) -> float:
+    """When the corrupt file (or its WAL) was last written, plus REFUSE_LEEWAY_S: every
+    command it accepted was remembered by then. Not the current time, which may be far
+    off on a device without a trusted clock: refusing everything until a wrong future
+    date would silence the device."""
+    times = []
+    for p in (corrupt, corrupt.with_name(corrupt.name + "-wal")):
+        with contextlib.suppress(OSError):
+            times.append(p.stat().st_mtime)
+    return (max(times) if times else now) + REFUSE_LEEWAY_S
+
+
 def _keep_what_survived(
     conn: sqlite3.Connection, corrupt: Path, path: Path, now: float
 ) -> dict[str, int]:
@@ -734,7 +748,7 @@ def _keep_what_survived(
             row = conn.execute(
                 "SELECT value FROM kv WHERE key = ?", (REFUSE_BEFORE_KEY,)
             ).fetchone()
-            before = max(float(row[0]) if row else 0.0, now)
+            before = max(float(row[0]) if row else 0.0, _last_written(corrupt, now))
             conn.execute(
                 "INSERT INTO kv (key, value) VALUES (?, ?)"
                 " ON CONFLICT (key) DO UPDATE SET value = excluded.value",

@@ -18,8 +18,9 @@ most `MAX_ATTEMPTS` times: the journal counts attempts durably, and the next sta
 acks it `failed` (`agent_crashed`) and drops it instead of crash-looping the device.
 
 After the state database was rebuilt from a corrupt file whose replay store could not
-be read in full (agent/db.py), commands issued before the rebuild are refused
-`replayed` here, before verification: a used jti could otherwise be accepted again.
+be read in full (agent/db.py), commands issued before that file's last write (+ leeway)
+are refused `replayed` here, before verification: a used jti could otherwise be
+accepted again.
 """
 
 from __future__ import annotations

@@ -296,10 +296,14 @@ def test_rebuild_that_loses_the_replay_store_refuses_older_commands(tmp_path: Pa
     with open_db(path) as db:
         ReplayStore(db).remember("j-used", "d" * 64, 1_900_000_000)
     _scribble(path, 0, 100)  # the header: nothing can be read back
-    with open_db(path, clock=lambda: 1_795_000_000.5) as db:
+    os.utime(path, (1_795_000_000.5, 1_795_000_000.5))  # last written then
+    cutoff = 1_795_000_000.5 + dbmod.REFUSE_LEEWAY_S
+    # Whatever the clock says now (here: years later), the cut-off is the file's last
+    # write: a device clock gone wrong must not make it refuse everything.
+    with open_db(path, clock=lambda: 2_000_000_000.0) as db:
         assert db.recovered_from is not None
         assert ReplayStore(db).seen("j-used") is None
-        assert StateStore(db).get(dbmod.REFUSE_BEFORE_KEY) == 1_795_000_000.5
+        assert StateStore(db).get(dbmod.REFUSE_BEFORE_KEY) == cutoff
     # The refusal survives later restarts (and later rebuilds keep the latest time).
     with open_db(path) as db:
-        assert StateStore(db).get(dbmod.REFUSE_BEFORE_KEY) == 1_795_000_000.5
+        assert StateStore(db).get(dbmod.REFUSE_BEFORE_KEY) == cutoff
