@@ -324,12 +324,10 @@ class Database:
                 return False
             try:
                 if disk is None:
+                    if _newer_schema(self.path):  # never overwrite what a newer agent wrote
+                        raise StorageError(f"{self.path}: written by a newer agent")
                     disk = _connect_checked(self.path, BUSY_TIMEOUT_MS)
                     self._disk = disk
-                    found = int(disk.execute("PRAGMA user_version").fetchone()[0])
-                    if found > len(MIGRATIONS):
-                        # Never overwrite what a newer agent wrote.
-                        raise StorageError(f"{self.path}: schema version {found} is newer")
                 # Compact first: the copy goes through the WAL, so it needs the room
                 # of what is live, not of everything that passed through memory.
                 with contextlib.suppress(sqlite3.Error):
@@ -438,7 +436,11 @@ class Database:
         return int(row[0])
 
     def close(self) -> None:
+        """Close; state still only in memory is written back first if the medium
+        takes it now (else it is lost, as it would be to a power cut)."""
         with self._lock:
+            if self.degraded is not None and self._conn is not None and not self.try_restore():
+                log.error("%s: closing with state only in memory; it is lost", self.path)
             for conn in {id(c): c for c in (self._conn, self._disk) if c is not None}.values():
                 conn.close()
             self._conn = None
@@ -454,6 +456,18 @@ class Database:
         tb: TracebackType | None,
     ) -> None:
         self.close()
+
+
+def _newer_schema(path: Path) -> bool:
+    src = _open_readonly(path)
+    if src is None:
+        return False
+    try:
+        return int(src.execute("PRAGMA user_version").fetchone()[0]) > len(MIGRATIONS)
+    except sqlite3.Error:
+        return False
+    finally:
+        src.close()
 
 
 def _memory_copy(source: sqlite3.Connection | None, path: Path) -> sqlite3.Connection:
