@@ -34,6 +34,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from agent import tzhint
+from agent.fsutil import read_only_medium
 from agent.hosts import is_loopback
 from agent.jws import decode_public_key
 from agent.model import COMMAND_NAMES
@@ -177,6 +178,7 @@ class AudioConfig:
     emergency_lead_s: float = 0.3  # max wait for a switched-off amplifier in an emergency
     tts_voice: str = "vi"
     live_ca_file: Path | None = None  # CA certificates trusted for https live streams
+    live_require_tls: bool = True  # refuse plain http/rtsp/icecast live streams
 
 
 @dataclass(frozen=True, slots=True)
@@ -272,6 +274,7 @@ _KEYS: Final[Mapping[str, tuple[str, ...]]] = {
         "emergency_lead_s",
         "tts_voice",
         "live_ca_file",
+        "live_require_tls",
     ),
     "display": (
         "kind",
@@ -823,7 +826,9 @@ def _storage(t: _Table, base: Path) -> StorageConfig:
     folder = t.path("dir", base, required=True)
     if folder is not None:
         problem = _directory_problem(folder)
-        if problem:
+        # A card the kernel remounted read-only is a fault the agent serves through (its
+        # state then lives in memory, agent/db.py), not a configuration mistake.
+        if problem and not read_only_medium(folder):
             t.bad("dir", problem)
     return StorageConfig(
         dir=folder or Path(),
@@ -870,6 +875,7 @@ def _audio(t: _Table, base: Path) -> AudioConfig:
         emergency_lead_s=t.number("emergency_lead_s", 0.3, 0.0, 10.0),
         tts_voice=voice,
         live_ca_file=live_ca,
+        live_require_tls=t.boolean("live_require_tls", True),
     )
 
 

@@ -7,7 +7,6 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections.abc import Awaitable, Callable
 
 from agent.commands import ArgsError, validate_args
@@ -16,25 +15,40 @@ from agent.model import ScheduleSet, VolumeSet
 from agent.protocol import Command
 from agent.state import StateStore
 
-log = logging.getLogger(__name__)
-
 VOLUME_KEY = "audio.volume"
 SCHEDULE_KEY = "schedule.current"
 SCHEDULE_VERSION_KEY = "schedule.version"
 
 
 def load_schedule(state: StateStore) -> ScheduleSet | None:
-    """The schedule kept by `schedule.set`, validated again; None if absent or unreadable
-    (a corrupt or outdated record waits for the province's next schedule)."""
-    doc = state.get(SCHEDULE_KEY)
+    """The schedule kept by `schedule.set`, validated again; None if absent. One that
+    no longer validates (corrupt, or outdated by tighter bounds) is moved aside with an
+    event and the device waits for the province's next schedule: it must never keep
+    the agent from starting."""
+    return state.get_valid(SCHEDULE_KEY, _stored_schedule, None)
+
+
+def stored_volume(state: StateStore) -> int:
+    """The master volume set by `volume.set` (100 when never set or unusable)."""
+    return state.get_valid(VOLUME_KEY, _volume, 100)
+
+
+def _volume(value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 100:
+        raise ValueError(f"{value!r} is not a volume 0-100")
+    return value
+
+
+def _stored_schedule(doc: object) -> ScheduleSet:
     if not isinstance(doc, dict) or not isinstance(doc.get("args"), dict):
-        return None
+        raise ValueError("not a stored schedule.set")
     try:
         parsed = validate_args("schedule.set", doc["args"])
     except ArgsError as exc:
-        log.error("stored schedule unreadable, waiting for a new one: %s", exc.detail)
-        return None
-    return parsed if isinstance(parsed, ScheduleSet) else None
+        raise ValueError(exc.detail) from None
+    if not isinstance(parsed, ScheduleSet):
+        raise ValueError("not a schedule")
+    return parsed
 
 
 class CoreHandlers:

@@ -48,6 +48,11 @@ class Inbox:
         self._db = db
         self._clock = clock
 
+    @property
+    def durable(self) -> bool:
+        """Whether entries survive a power cut (False while the database is in memory)."""
+        return self._db.durable
+
     def put(self, topic: str, payload: bytes) -> int:
         """Journal a received message; returns its id. Durable when this returns.
 

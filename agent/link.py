@@ -74,6 +74,17 @@ class NotConnected(Exception):
     pass
 
 
+class PublishRefused(Exception):
+    """The broker answered a QoS 1 publish with a failure reason code (MQTT 5, >= 0x80),
+    e.g. 0x87 "Not authorized" (ACL) or 0x95 "Packet too large": it did NOT take it."""
+
+    def __init__(self, topic: str, code: int, reason: str) -> None:
+        super().__init__(f"{topic}: broker refused the publish: 0x{code:02x} {reason}")
+        self.topic = topic
+        self.code = code
+        self.reason = reason
+
+
 class _ConnectFailed(Exception):
     """Raised for a connection attempt that never came up; retried with back-off."""
 
@@ -124,6 +135,9 @@ class Link:
         self._on_connect = on_connect
         self._client: aiomqtt.Client | None = None
         self._protocol = aiomqtt.ProtocolVersion.V5
+        # QoS 1 publishes waiting for their PUBACK, by message id: aiomqtt 2.x drops the
+        # PUBACK's reason code, so the link waits for it itself (see `publish`).
+        self._pubacks: dict[int, asyncio.Future[tuple[int, str]]] = {}
         self.connected = asyncio.Event()
         self.connections = 0  # how many sessions came up (tests and heartbeat read it)
 
@@ -162,16 +176,52 @@ class Link:
     async def publish(
         self, topic: str, payload: bytes, *, qos: int = 1, retain: bool = False
     ) -> None:
-        """Publish; for QoS 1, returns once the broker's PUBACK arrived."""
+        """Publish; for QoS 1, returns once the broker's PUBACK arrived and says success.
+
+        Raises NotConnected when there is no session or the PUBACK does not come, and
+        PublishRefused when the PUBACK carries a failure reason code (>= 0x80). 0x10
+        "No matching subscribers" is a success: the broker has the message.
+        """
         client = self._client
         if client is None or not self.connected.is_set():
             raise NotConnected(topic)
+        inner: paho.Client = client._client
+        info = inner.publish(topic, payload, qos, retain)
+        if info.rc != paho.MQTT_ERR_SUCCESS:
+            raise NotConnected(f"{topic}: {paho.error_string(info.rc)}")
+        if qos == 0:
+            self._pubacks.pop(info.mid, None)  # QoS 0 "completes" inside publish()
+            return
+        fut = self._puback_future(info.mid)
         try:
-            await client.publish(
-                topic, payload, qos=qos, retain=retain, timeout=self._s.connect_timeout_s
-            )
-        except aiomqtt.MqttError as exc:
-            raise NotConnected(f"{topic}: {exc}") from exc
+            code, reason = await asyncio.wait_for(fut, timeout=self._s.connect_timeout_s)
+        except TimeoutError as exc:
+            raise NotConnected(f"{topic}: no PUBACK within {self._s.connect_timeout_s} s") from exc
+        finally:
+            self._pubacks.pop(info.mid, None)
+        if code >= 0x80:
+            raise PublishRefused(topic, code, reason)
+
+    def _puback_future(self, mid: int) -> asyncio.Future[tuple[int, str]]:
+        fut = self._pubacks.get(mid)
+        if fut is None:
+            fut = asyncio.get_running_loop().create_future()
+            self._pubacks[mid] = fut
+        return fut
+
+    def _on_publish(self, forward: Callable[..., None]) -> Callable[..., None]:
+        """paho's on_publish, wrapped: keep the PUBACK's reason code, then let aiomqtt
+        do its own bookkeeping. Runs on the event loop (aiomqtt drives paho's socket)."""
+
+        def on_publish(c: Any, userdata: Any, mid: int, reason_code: Any, props: Any) -> None:
+            value = getattr(reason_code, "value", reason_code)
+            code = int(value) if isinstance(value, int) else 0
+            fut = self._puback_future(mid)
+            if not fut.done():
+                fut.set_result((code, str(reason_code)))
+            forward(c, userdata, mid, reason_code, props)
+
+        return on_publish
 
     def ack(self, msg: Incoming) -> None:
         """Send the PUBACK for a QoS 1 message, after the caller journalled it."""
@@ -232,6 +282,7 @@ class Link:
         # Manual PUBACK: must be switched on before connecting.
         inner: paho.Client = client._client
         inner.manual_ack_set(True)
+        inner.on_publish = self._on_publish(client._on_publish)
         return client
 
     async def _session(self) -> None:
@@ -268,6 +319,10 @@ class Link:
         finally:
             self.connected.clear()
             self._client = None
+            for fut in self._pubacks.values():
+                if not fut.done():
+                    fut.set_exception(NotConnected("session ended before the PUBACK"))
+            self._pubacks.clear()
             with contextlib.suppress(Exception):
                 await client.__aexit__(None, None, None)
 

@@ -11,8 +11,12 @@ Quota policy (the outbox may fill during days offline):
 - When a put would exceed the quota, the oldest non-proof records (acks, events,
   other) are dropped first; `PutResult.dropped` says how many, so the caller can
   raise an `outbox_full` event (rate-limit it: that event is itself a put).
-- Proofs are never dropped. A proof put always succeeds, even past the quota,
-  unless the disk itself is full (StorageFull).
+- Proofs are never dropped while the outbox is on disk. A proof put always
+  succeeds, even past the quota.
+- While the database lives in memory (a full or read-only card, agent/db.py), the
+  quota bounds proofs too: when proofs alone exceed it, the oldest proofs are
+  dropped (`PutResult.dropped_proofs`), so days on a full card cannot exhaust RAM.
+  Everything kept is written to the file when the card takes writes again.
 - A non-proof put that cannot fit even after every other non-proof was dropped
   (proofs alone fill the quota, or the record is bigger than the quota) drops
   itself: nothing is stored, nothing else is dropped, and the result is
@@ -22,13 +26,12 @@ Quota policy (the outbox may fill during days offline):
 
 from __future__ import annotations
 
-import sqlite3
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Literal, cast
 
-from agent.db import Database
+from agent.db import Database, Tx
 
 OutboxKind = Literal["ack", "event", "proof", "other"]
 KINDS: tuple[OutboxKind, ...] = ("ack", "event", "proof", "other")
@@ -53,6 +56,7 @@ class Record:
 class PutResult:
     id: int  # 0 when the record itself was dropped (see module docstring)
     dropped: int  # records lost to make room, including this one if not stored
+    dropped_proofs: int = 0  # proofs among them (only while the database is in memory)
 
     @property
     def stored(self) -> bool:
@@ -115,10 +119,13 @@ class Outbox:
             ).fetchone()
             if kind != "proof" and proof_bytes + size > self._quota:
                 return PutResult(id=0, dropped=1)
-            dropped = 0
+            dropped = dropped_proofs = 0
             excess = total + size - self._quota
             if excess > 0:
-                dropped = _drop_oldest_nonproofs(conn, excess)
+                dropped, freed = _drop_oldest(conn, excess, proofs=False)
+                if freed < excess and not self._db.durable:
+                    dropped_proofs, _ = _drop_oldest(conn, excess - freed, proofs=True)
+                    dropped += dropped_proofs
             cur = conn.execute(
                 "INSERT INTO outbox (kind, topic, payload, qos, retain, created_at, size)"
                 " VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -126,7 +133,7 @@ class Outbox:
             )
             new_id = cur.lastrowid
         assert new_id is not None
-        return PutResult(id=int(new_id), dropped=dropped)
+        return PutResult(id=int(new_id), dropped=dropped, dropped_proofs=dropped_proofs)
 
     def pending(self, limit: int = 100, after_id: int = 0) -> list[Record]:
         """Up to `limit` records with id > `after_id`, oldest first."""
@@ -188,12 +195,14 @@ class Outbox:
         return int(row[0])
 
 
-def _drop_oldest_nonproofs(conn: sqlite3.Connection, need: int) -> int:
-    """Delete the oldest non-proof records until at least `need` bytes are freed.
+def _drop_oldest(conn: Tx, need: int, *, proofs: bool) -> tuple[int, int]:
+    """Delete the oldest non-proof records (or, `proofs=True`, the oldest proofs) until
+    at least `need` bytes are freed; returns (records dropped, bytes freed).
 
-    Stops early when no non-proof is left (a proof put then goes over quota).
+    Stops early when none of that kind is left (a proof put then goes over quota).
     Runs inside the caller's write transaction.
     """
+    which = "kind = 'proof'" if proofs else "kind != 'proof'"
     freed = 0
     last_id: int | None = None
     count = 0
@@ -201,7 +210,7 @@ def _drop_oldest_nonproofs(conn: sqlite3.Connection, need: int) -> int:
         # Read in small batches and close each cursor before the DELETE: a
         # statement left open on the connection while deleting is undefined.
         batch = conn.execute(
-            "SELECT id, size FROM outbox WHERE kind != 'proof' AND id > ? ORDER BY id LIMIT 64",
+            f"SELECT id, size FROM outbox WHERE {which} AND id > ? ORDER BY id LIMIT 64",
             (last_id or 0,),
         ).fetchall()
         if not batch:
@@ -213,6 +222,6 @@ def _drop_oldest_nonproofs(conn: sqlite3.Connection, need: int) -> int:
             if freed >= need:
                 break
     if last_id is None:
-        return 0
-    conn.execute("DELETE FROM outbox WHERE kind != 'proof' AND id <= ?", (last_id,))
-    return count
+        return 0, 0
+    conn.execute(f"DELETE FROM outbox WHERE {which} AND id <= ?", (last_id,))
+    return count, freed

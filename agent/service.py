@@ -24,9 +24,9 @@ from typing import Any
 from agent import __version__, sdnotify
 from agent.clock import ClockStatus, clock_status
 from agent.config import Config
-from agent.db import open_db
+from agent.db import REFUSE_BEFORE_KEY, open_db
 from agent.dispatch import LOWER_BOUND_KEY, Dispatcher
-from agent.handlers import SCHEDULE_VERSION_KEY, VOLUME_KEY, CoreHandlers, load_schedule
+from agent.handlers import SCHEDULE_VERSION_KEY, CoreHandlers, load_schedule, stored_volume
 from agent.heartbeat import Heartbeat, HeartbeatSources
 from agent.inbox import Inbox
 from agent.intake import Intake
@@ -43,6 +43,7 @@ from agent.replay import ReplayStore
 from agent.reporter import Reporter
 from agent.reports import Topics, dumps, state_payload
 from agent.state import StateStore
+from agent.storagewatch import watch_storage
 from agent.supervisor import Supervisor
 from agent.timeutil import rfc3339_ms
 
@@ -87,8 +88,7 @@ async def _run(cfg: Config, stack: contextlib.AsyncExitStack) -> int:
     """Start every part, each registered on `stack` for teardown in reverse order, so a
     part failing to start stops whatever started before it."""
     storage = cfg.storage.dir
-    storage.mkdir(parents=True, exist_ok=True)
-    db = open_db(storage / "state.db")
+    db = open_db(storage / "state.db")  # never fails for the medium's sake: see agent/db.py
     stack.callback(db.close)
     outbox = Outbox(db, cfg.storage.outbox_quota_mb * 1024 * 1024)
     inbox = Inbox(db)
@@ -160,7 +160,7 @@ async def _run(cfg: Config, stack: contextlib.AsyncExitStack) -> int:
             display=sound.display if sound else None,
             cache=media.heartbeat,
             schedule_version=schedule_version,
-            volume=lambda: int(state.get(VOLUME_KEY, 100)),
+            volume=lambda: stored_volume(state),
             clock=clock,
             outbox=outbox.count,
             extra={
@@ -236,14 +236,14 @@ async def _run(cfg: Config, stack: contextlib.AsyncExitStack) -> int:
         # Certificate dates mean nothing to a clock that may be years off (no RTC).
         clock_trusted=lambda: clock().trusted,
     )
-    intake = Intake(inbox, handle, link.ack, command_topics)
-
-    if db.recovered_from is not None:
-        await reporter.event(
-            "error",
-            "storage_corrupt",
-            f"state database was corrupt and was replaced; old file kept at {db.recovered_from}",
-        )
+    intake = Intake(
+        inbox, handle, link.ack, command_topics,
+        reporter=reporter, refuse_iat_before=state.get(REFUSE_BEFORE_KEY),
+    )  # fmt: skip
+    storage_watch = await watch_storage(
+        db, reporter, state, lambda: intake.unjournalled,
+        sound.speaker.engine if sound is not None and sound.speaker is not None else None,
+    )
     await intake.load_journal()
     # Forget accepted jtis whose exp has passed, by the best time we have.
     await asyncio.to_thread(
@@ -272,6 +272,7 @@ async def _run(cfg: Config, stack: contextlib.AsyncExitStack) -> int:
     parts.start("link", link.run)
     parts.start("outbox", lambda: reporter.pump(link))
     parts.start("intake", intake.run)
+    parts.start("storage", storage_watch.run)
     parts.start("heartbeat", heartbeats)
     parts.start("looplag", lag.run)
     stack.push_async_callback(close_link)

@@ -1,30 +1,32 @@
-"""Relay of a live stream (http/https/icecast/HLS/rtsp) to the output through libVLC.
+"""Relay of a live stream (http/https/icecast/HLS/rtsp) to the output, through libVLC
+in a child process (`playback.live_child`).
 
-VLC plays straight to the ALSA device (`--aout=alsa`; `--aout=pulse` loses short
-clips, see TESTING-NOTES), not through the engine's player process: the playout
-runner keeps the engine silent while a relay sounds.
+Why a child: libVLC parses whatever a network stream contains with a large C code
+base; inside the agent it would sit beside the device key, and a hang or crash in it
+would take the agent down. `LiveStream` keeps the API the playout wiring uses
+(`run()` → `LiveEnd`, `stop()`, `played_ms`, `reconnects`, `started_wall`) and
+supervises the child like the engine supervises its player process: a child that
+dies, or stops sending its heartbeat for `HB_TIMEOUT_S`, is killed (SIGKILL to its
+process group) and started again after a back-off, counted as a reconnect; after
+`max_retries` such restarts in a row without sound the relay is given up (`failed`,
+`relay_crashed`). `stop()` asks the child to stop and kills it if it has not ended
+within `STOP_GRACE_S` (closing a stream can block on a dead socket).
 
-`LiveStream.run()` plays until `stop()` or until the stream is dead for good. A
-stream that ends or errors is reopened after a back-off; one whose clock stops
-advancing while VLC still says Playing (a stalled socket VLC never gives up on) is
-killed by the watchdog and reopened the same way. After `max_retries` reopenings
-without sound in between, it is given up (`failed`, `stream_lost`).
-
-https: libVLC (gnutls) trusts the system store, plus the CA certificates of `ca_file`
-(`[audio] live_ca_file`, a province's own CA) through `--gnutls-dir-trust`, which takes
-a folder and trusts every file in it: the file is copied alone into a private one. A
-server whose certificate is not trusted is given up at once (`failed`, `tls_untrusted`):
-that is configuration, not a network blip. Reasons come from libVLC's log, the only
-place VLC says why an opening failed (player state is just Ended).
+`check_url` validates a stream URL; with `require_tls` (`[audio] live_require_tls`,
+the default) only https is accepted: anyone on the path of a plain http/rtsp/icecast
+stream could speak through the horns.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
+import json
 import logging
-import shutil
-import tempfile
+import os
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -35,11 +37,13 @@ from urllib.parse import urlsplit
 log = logging.getLogger(__name__)
 
 SCHEMES = ("http", "https", "rtsp", "icecast", "mms", "rtmp")
+TLS_SCHEMES = ("https",)
 POLL_S = 0.1
-OPEN_TIMEOUT_S = 10.0  # a stream that does not start sounding within this is retried
 STALL_S = 4.0  # Playing but the stream clock frozen this long: the player is stuck
-HEALTHY_S = 10.0  # sounding this long resets the retry budget
 DEFAULT_BACKOFF = (1.0, 2.0, 4.0, 8.0)
+HB_TIMEOUT_S = 5.0  # the child beats every 0.2 s; this long silent, it is hung
+START_TIMEOUT_S = 20.0  # the child's first beat (Python + libVLC start) within this
+STOP_GRACE_S = 3.0
 
 EndOutcome = Literal["cancelled", "failed"]
 
@@ -48,33 +52,21 @@ class LiveUnavailable(RuntimeError):
     """libVLC cannot be loaded or cannot make a player here (the relay is not supported)."""
 
 
-def check_url(url: str) -> str:
-    """The stream URL, or ValueError naming what is wrong with it."""
+def check_url(url: str, *, require_tls: bool = False) -> str:
+    """The stream URL as VLC takes it, or ValueError naming what is wrong with it."""
     parts = urlsplit(url)
-    if parts.scheme.lower() not in SCHEMES:
+    scheme = parts.scheme.lower()
+    if scheme not in SCHEMES:
         raise ValueError(f"live url scheme {parts.scheme!r} is not one of {', '.join(SCHEMES)}")
     if not parts.hostname:
         raise ValueError(f"live url {url!r} has no host")
+    if require_tls and scheme not in TLS_SCHEMES:
+        raise ValueError(
+            f"live url scheme {parts.scheme!r} is not encrypted and [audio] live_require_tls "
+            "is true on this device: use https, or set live_require_tls = false"
+        )
     # VLC knows icecast as plain http.
-    return "http" + url[len("icecast") :] if parts.scheme.lower() == "icecast" else url
-
-
-def vlc_args(device: str, trust_dir: Path | None = None) -> list[str]:
-    """libVLC options: ALSA output to `device`, no video, no interaction, network caching,
-    and CA certificates in `trust_dir` trusted for https besides the system's."""
-    alsa = "default" if device.strip().lower() in ("", "default") else device
-    trust = [f"--gnutls-dir-trust={trust_dir}"] if trust_dir is not None else []
-    return [
-        *trust,
-        "--aout=alsa",
-        f"--alsa-audio-device={alsa}",
-        "--no-video",
-        "--intf=dummy",
-        "--no-xlib",
-        "--quiet",
-        "--network-caching=1000",
-        "--http-reconnect",
-    ]
+    return "http" + url[len("icecast") :] if scheme == "icecast" else url
 
 
 @dataclass
@@ -87,6 +79,116 @@ class LiveEnd:
     ended_wall: float | None
     played_ms: int
     reconnects: int
+
+
+@dataclass(frozen=True)
+class RelaySettings:
+    """What one relay needs; sent to the child as its first line (JSON)."""
+
+    url: str
+    device: str
+    volume: int = 100
+    max_retries: int = 3
+    backoff: tuple[float, ...] = DEFAULT_BACKOFF
+    stall_s: float = STALL_S
+    ca_file: str | None = None
+
+    def to_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self))
+
+    @classmethod
+    def from_json(cls, text: str) -> RelaySettings:
+        doc = json.loads(text)
+        return cls(
+            url=str(doc["url"]),
+            device=str(doc["device"]),
+            volume=max(0, min(100, int(doc["volume"]))),
+            max_retries=int(doc["max_retries"]),
+            backoff=tuple(float(x) for x in doc["backoff"]) or (1.0,),
+            stall_s=float(doc["stall_s"]),
+            ca_file=str(doc["ca_file"]) if doc.get("ca_file") else None,
+        )
+
+
+def _child_env() -> dict[str, str]:
+    pkg_root = str(Path(__file__).resolve().parents[1])
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (pkg_root, env.get("PYTHONPATH")) if p)
+    return env
+
+
+class RelayProcesses:
+    """Starts relay children for one output device (and CA); once one was taken, the
+    next is started ahead, so that a relay after an alert or a crash sounds within a
+    moment (Python and libVLC's plugin scan take the best part of a second). The spare
+    waits with libVLC started and no stream; `close()` ends it (so does the agent's
+    exit: the child ends at the end of its stdin)."""
+
+    def __init__(self, device: str, ca_file: Path | None = None, *, keep_spare: bool = True):
+        self.device = device
+        self.ca_file = ca_file
+        self.keep_spare = keep_spare
+        self._spare: asyncio.Task[asyncio.subprocess.Process] | None = None
+        self._ready: asyncio.subprocess.Process | None = None  # the spare said "ready"
+
+    async def check(self) -> str:
+        """"" when a relay child starts here (it then waits as the spare, so the relay
+        asked for next starts at once), else why not (libVLC missing, ...)."""
+        if self._spare is None:
+            self._spare = asyncio.ensure_future(self._spawn())
+        try:
+            proc = await asyncio.shield(self._spare)
+        except (OSError, LiveUnavailable) as e:
+            self._spare = None
+            return str(e)
+        if self._ready is proc and proc.returncode is None:
+            return ""
+        assert proc.stdout is not None
+        try:
+            async with asyncio.timeout(START_TIMEOUT_S):
+                ev = _parse(await proc.stdout.readline())
+        except TimeoutError:
+            ev = {"detail": f"the live relay process did not start in {START_TIMEOUT_S:g} s"}
+        if ev.get("ev") == "ready":
+            self._ready = proc
+            return ""
+        self._spare = None
+        await _kill(proc)
+        return str(ev.get("detail") or "the live relay process failed at start")[:200]
+
+    async def take(self) -> asyncio.subprocess.Process:
+        """A started child, waiting for its settings line."""
+        proc: asyncio.subprocess.Process | None = None
+        spare, self._spare = self._spare, None
+        if spare is not None:
+            with contextlib.suppress(OSError):
+                proc = await spare
+        if proc is None or proc.returncode is not None:
+            proc = await self._spawn()
+        if self.keep_spare:
+            self._spare = asyncio.ensure_future(self._spawn())
+        return proc
+
+    async def _spawn(self) -> asyncio.subprocess.Process:
+        ca = ["--ca-file", str(self.ca_file)] if self.ca_file is not None else []
+        try:
+            return await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "playback.live_child", "--device", self.device, *ca,
+                stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+                stderr=None, env=_child_env(), start_new_session=True,
+            )  # fmt: skip
+        except OSError as e:
+            raise LiveUnavailable(f"cannot start the live relay process: {e}") from e
+
+    async def close(self) -> None:
+        spare, self._spare = self._spare, None
+        if spare is None:
+            return
+        try:
+            proc = await spare
+        except (OSError, LiveUnavailable, asyncio.CancelledError):
+            return
+        await _kill(proc)
 
 
 class LiveStream:
@@ -104,180 +206,187 @@ class LiveStream:
         wall: Callable[[], float] = time.time,
         on_sounding: Callable[[], None] | None = None,
         ca_file: Path | None = None,
+        processes: RelayProcesses | None = None,
     ) -> None:
-        self.url = check_url(url)
-        self.device = device
-        self.volume = max(0, min(100, volume))
+        # Without a shared pool (a relay on its own), no child is started ahead.
+        self._processes = processes or RelayProcesses(device, ca_file, keep_spare=False)
+        self.settings = RelaySettings(
+            check_url(url), device, max(0, min(100, volume)), max_retries,
+            tuple(backoff) or (1.0,), stall_s, str(ca_file) if ca_file else None,
+        )  # fmt: skip
+        self.url = self.settings.url
         self.max_retries = max_retries
-        self.backoff = tuple(backoff) or (1.0,)
-        self.stall_s = stall_s
+        self.backoff = self.settings.backoff
         self.wall = wall
         self.on_sounding = on_sounding
-        self.ca_file = ca_file
         self._stop = asyncio.Event()
-        self._instance: Any = None
-        self._trust_dir: Path | None = None
-        self._log_cb: Any = None  # the ctypes callback must outlive the instance
-        self._tls_error: str | None = None  # set from libVLC's threads by its log
         self.reconnects = 0
+        self.restarts = 0  # children killed or lost and started again
         self.started_wall: float | None = None
-        self._played_s = 0.0
+        self._played_before = 0  # ms sounded by earlier children
+        self._played_now = 0  # ms sounded by the current child
+        self.pid: int | None = None  # the current child's pid (tests, diagnostics)
 
     def stop(self) -> None:
         self._stop.set()
 
     @property
     def played_ms(self) -> int:
-        return round(self._played_s * 1000)
-
-    def _new_instance(self) -> Any:
-        try:
-            import vlc
-        except Exception as e:  # python-vlc missing
-            raise LiveUnavailable(f"python-vlc is not importable: {e}") from e
-        if self.ca_file is not None:
-            # gnutls trusts every file in the folder: give it one holding only the CA.
-            self._trust_dir = Path(tempfile.mkdtemp(prefix="tcs-live-ca-"))
-            shutil.copyfile(self.ca_file, self._trust_dir / "ca.pem")
-        # `import vlc` succeeds without libvlc; only Instance() shows it is missing.
-        try:
-            inst = vlc.Instance(vlc_args(self.device, self._trust_dir))
-        except Exception as e:
-            raise LiveUnavailable(f"libVLC cannot start: {e}") from e
-        if inst is None:
-            raise LiveUnavailable("libVLC cannot start (is libvlc5 / vlc-plugin-base installed?)")
-        self._log_cb = vlc.CallbackDecorators.LogCb(self._on_vlc_log)
-        inst.log_set(self._log_cb, None)
-        return inst
-
-    def _on_vlc_log(self, _data: Any, level: int, _ctx: Any, fmt: bytes | None, _va: Any) -> None:
-        # Called on libVLC's threads; only the (unformatted) message text is looked at.
-        if level < 4 or not fmt:  # 4 = LIBVLC_ERROR
-            return
-        if fmt.startswith(b"Certificate verification failure"):
-            self._tls_error = "tls_untrusted"
-        elif fmt.startswith(b"TLS session handshake error") and self._tls_error is None:
-            self._tls_error = "tls_failed"
-
-    def _release(self, inst: Any) -> None:
-        inst.log_unset()
-        inst.release()
-        if self._trust_dir is not None:
-            shutil.rmtree(self._trust_dir, ignore_errors=True)
-            self._trust_dir = None
+        return self._played_before + self._played_now
 
     async def run(self) -> LiveEnd:
-        """Relay until stopped (`cancelled`) or given up (`failed`, `stream_lost`)."""
-        self._instance = await asyncio.to_thread(self._new_instance)
+        """Relay until stopped (`cancelled`) or given up (`failed`)."""
         failures = 0
-        reason = "stream_lost"
-        try:
-            while not self._stop.is_set():
-                self._tls_error = None
-                sounded = await self._play_once()
-                if self._stop.is_set():
-                    break
-                # A pinned (known_hosts) certificate logs the failure yet plays: only a
-                # silent opening counts.
-                if self._tls_error == "tls_untrusted" and sounded == 0:
-                    reason = "tls_untrusted"
-                    break
-                failures = 0 if sounded >= HEALTHY_S else failures + 1
-                if failures > self.max_retries:
-                    reason = self._tls_error or reason
-                    break
-                self.reconnects += 1
-                delay = self.backoff[min(failures, len(self.backoff)) - 1] if failures else 0.2
-                log.warning(
-                    "live %s: stream lost, reconnect %d in %.1fs", self.url, failures, delay
-                )
-                with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(delay):
-                        await self._stop.wait()
-        finally:
-            inst, self._instance = self._instance, None
-            if inst is not None:
-                await asyncio.to_thread(self._release, inst)
+        while True:
+            end = await self._run_child()
+            if end is not None:
+                return end
+            if self._stop.is_set():
+                return self._end("cancelled", None)
+            sounded = self._played_now > 0
+            self._played_before += self._played_now
+            self._played_now = 0
+            failures = 0 if sounded else failures + 1
+            if failures > self.max_retries:
+                return self._end("failed", "relay_crashed")
+            self.restarts += 1
+            self.reconnects += 1
+            delay = self.backoff[min(max(failures, 1), len(self.backoff)) - 1]
+            log.warning("live %s: relay process lost; restarting in %.1fs", self.url, delay)
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(delay):
+                    await self._stop.wait()
+            if self._stop.is_set():
+                return self._end("cancelled", None)
+
+    def _end(self, outcome: EndOutcome, reason: str | None) -> LiveEnd:
         ended = self.wall() if self.started_wall is not None else None
-        if self._stop.is_set():
-            return LiveEnd("cancelled", None, self.started_wall, ended, self.played_ms,
-                           self.reconnects)  # fmt: skip
-        return LiveEnd("failed", reason, self.started_wall, ended, self.played_ms, self.reconnects)
+        return LiveEnd(outcome, reason, self.started_wall, ended, self.played_ms, self.reconnects)
 
-    async def _play_once(self) -> float:
-        """Open the stream once and play it until it ends, stalls or is stopped;
-        returns the seconds it sounded."""
-        import vlc
-
-        player = await asyncio.to_thread(self._open)
-        sounded = 0.0
-        opened = time.monotonic()
-        last_t, last_change, last_poll = -1, time.monotonic(), time.monotonic()
+    async def _run_child(self) -> LiveEnd | None:
+        """One child until it reports its end (returned) or dies / hangs (None)."""
+        proc = await self._processes.take()
+        assert proc.stdin is not None and proc.stdout is not None
+        self.pid = proc.pid
+        # The child's wall clock is ours, unless a test gave us another one.
+        offset = self.wall() - time.time()
+        reconnects_before = self.reconnects
+        stopper = asyncio.ensure_future(self._stop.wait())
         try:
-            while not self._stop.is_set():
-                with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(POLL_S):
-                        await self._stop.wait()
-                state = player.get_state()
-                if state in (vlc.State.Ended, vlc.State.Error, vlc.State.Stopped):
-                    break
-                now = time.monotonic()
-                step, last_poll = now - last_poll, now
-                t = player.get_time()
-                if state == vlc.State.Playing and t > 0:
-                    if last_t < 0 and self.started_wall is None:
-                        self.started_wall = self.wall()
-                        if self.on_sounding is not None:
-                            self.on_sounding()
-                    elif last_t >= 0:
-                        # VLC's clock moves in coarse steps: count time while it moves.
-                        sounded += step
-                        self._played_s += step
-                    if t != last_t:
-                        last_t, last_change = t, now
-                    elif now - last_change > self.stall_s:
-                        log.warning("live %s: stuck (clock frozen %.1fs); killing player",
-                                    self.url, now - last_change)  # fmt: skip
-                        break
-                elif last_t < 0 and now - opened > OPEN_TIMEOUT_S:
-                    log.warning("live %s: no sound after %.0fs", self.url, OPEN_TIMEOUT_S)
-                    break
+            proc.stdin.write((self.settings.to_json() + "\n").encode())
+            await proc.stdin.drain()
+            timeout = START_TIMEOUT_S
+            while True:
+                reader = asyncio.ensure_future(proc.stdout.readline())
+                done, _ = await asyncio.wait(
+                    {reader, stopper}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
+                )
+                if stopper in done and reader not in done:
+                    await _cancelled(reader)  # one reader of the pipe at a time
+                    return await self._stop_child(proc, offset, reconnects_before)
+                if reader not in done:
+                    await _cancelled(reader)
+                    log.error("live %s: relay process stopped answering; killed", self.url)
+                    return None
+                line = reader.result()
+                if not line:
+                    log.error("live %s: relay process died (exit %s)", self.url,
+                              await _exit_code(proc))  # fmt: skip
+                    return None
+                timeout = HB_TIMEOUT_S
+                end = self._on_event(_parse(line), offset, reconnects_before)
+                if end is not None:
+                    return end
+        except (BrokenPipeError, ConnectionResetError):
+            return None
         finally:
-            # stop() can block on a dead socket: off the event loop, and a fresh player next.
-            await asyncio.to_thread(_close, player)
-        return sounded
+            stopper.cancel()
+            await _kill(proc)
+            self.pid = None
 
-    def _open(self) -> Any:
-        player = self._instance.media_player_new()
-        media = self._instance.media_new(self.url)
-        player.set_media(media)
-        media.release()
-        player.audio_set_volume(self.volume)
-        if player.play() != 0:
-            log.warning("live %s: VLC refused to play", self.url)
-        return player
+    async def _stop_child(
+        self, proc: asyncio.subprocess.Process, offset: float, reconnects_before: int
+    ) -> LiveEnd:
+        assert proc.stdin is not None and proc.stdout is not None
+        with contextlib.suppress(OSError):
+            proc.stdin.write(b'{"op": "stop"}\n')
+            await proc.stdin.drain()
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(STOP_GRACE_S):
+                while line := await proc.stdout.readline():
+                    end = self._on_event(_parse(line), offset, reconnects_before)
+                    if end is not None:
+                        return end
+        return self._end("cancelled", None)  # killed on the way out
+
+    def _on_event(
+        self, ev: dict[str, Any], offset: float, reconnects_before: int
+    ) -> LiveEnd | None:
+        kind = ev.get("ev")
+        if kind in ("hb", "end"):
+            self._played_now = int(ev.get("played_ms") or 0)
+            self.reconnects = reconnects_before + int(ev.get("reconnects") or 0)
+        if kind == "sounding" and self.started_wall is None:
+            self.started_wall = float(ev.get("wall") or time.time()) + offset
+            if self.on_sounding is not None:
+                self.on_sounding()
+        elif kind == "error":
+            raise LiveUnavailable(str(ev.get("detail") or "libVLC cannot start"))
+        elif kind == "end":
+            outcome: EndOutcome = "failed" if ev.get("outcome") == "failed" else "cancelled"
+            reason = ev.get("reason")
+            return self._end(outcome, str(reason) if reason else None)
+        return None
 
 
-def _close(player: Any) -> None:
-    player.stop()
-    player.release()
+async def _cancelled(task: asyncio.Future[Any]) -> None:
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+
+def _parse(line: bytes) -> dict[str, Any]:
+    try:
+        ev = json.loads(line)
+    except ValueError:
+        return {}
+    return ev if isinstance(ev, dict) else {}
+
+
+async def _exit_code(proc: asyncio.subprocess.Process) -> int | None:
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(1.0):
+            return await proc.wait()
+    return None
+
+
+async def _kill(proc: asyncio.subprocess.Process) -> None:
+    if proc.returncode is None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, 9)
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(5.0):
+            await proc.wait()
 
 
 _AVAILABLE: str | None = None  # "" = libVLC works; else why not (checked once per process)
 
 
 def vlc_unavailable() -> str:
-    """Why libVLC cannot relay here ("" when it can). Makes one Instance, because
-    `import vlc` succeeds without libvlc and only Instance() shows it is missing."""
+    """Why libVLC cannot relay here ("" when it can), asked of a child process once:
+    libVLC is never loaded into the agent itself. Blocking: call it off the loop."""
     global _AVAILABLE
     if _AVAILABLE is None:
         try:
-            import vlc
-
-            inst = vlc.Instance(["--no-video", "--intf=dummy", "--quiet"])
-            _AVAILABLE = "" if inst is not None else "libVLC cannot start (install libvlc5)"
-            if inst is not None:
-                inst.release()
-        except Exception as e:
-            _AVAILABLE = f"libVLC cannot start: {e}"[:200]
+            out = subprocess.run(
+                [sys.executable, "-m", "playback.live_child", "--probe"],
+                capture_output=True, text=True, timeout=30, env=_child_env(),
+                stdin=subprocess.DEVNULL, check=False,
+            )  # fmt: skip
+            if out.returncode != 0:
+                _AVAILABLE = f"live relay process failed: {out.stderr.strip()[-200:]}"
+            else:
+                _AVAILABLE = out.stdout.strip()[:200]
+        except (OSError, subprocess.TimeoutExpired) as e:
+            _AVAILABLE = f"live relay process cannot run: {e}"[:200]
     return _AVAILABLE

@@ -190,6 +190,7 @@ def render_conf(
         "require_certificate true\n"
         "use_identity_as_username true\n"
         "use_username_as_clientid true\n"
+        f"crlfile {d}/crl.pem\n"
     )
 
 
@@ -292,6 +293,8 @@ class Broker:
             server, self.workdir / "server.key", HOSTNAME, ca, server_names=self.server_names
         )
         self._write_credentials(ca)
+        if not (self.workdir / "crl.pem").exists():
+            self._write_crl(ca)
         self.conf_file.write_text(
             render_conf(
                 self.workdir,
@@ -330,6 +333,39 @@ class Broker:
         acl_tmp = self.workdir / "acl.tmp"
         acl_tmp.write_text(render_acl(self.devices, self.console_users), encoding="utf-8")
         os.replace(acl_tmp, self.workdir / "acl")
+
+    def _write_crl(
+        self, ca: tuple[x509.Certificate, ec.EllipticCurvePrivateKey] | None = None
+    ) -> None:
+        """crl.pem: the CA's revocation list, listing every serial in `revoked`."""
+        if ca is None:
+            ca = _ensure_cert(self.ca_file, self.workdir / "ca.key", "tcs dev CA", None)
+        ca_cert, ca_key = ca
+        now = dt.datetime.now(dt.UTC)
+        builder = (
+            x509.CertificateRevocationListBuilder()
+            .issuer_name(ca_cert.subject)
+            .last_update(now - dt.timedelta(days=1))
+            .next_update(now + dt.timedelta(days=CERT_DAYS))
+        )
+        listed = self.workdir / "revoked"
+        for line in listed.read_text().split() if listed.exists() else ():
+            builder = builder.add_revoked_certificate(
+                x509.RevokedCertificateBuilder()
+                .serial_number(int(line))
+                .revocation_date(now - dt.timedelta(minutes=1))
+                .build()
+            )
+        crl = builder.sign(ca_key, hashes.SHA256())
+        atomic_write(self.workdir / "crl.pem", crl.public_bytes(serialization.Encoding.PEM))
+
+    def revoke(self, user: str) -> None:
+        """Revoke `user`'s client certificate (CRL); applies at the next (re)start."""
+        cert, _key = self.client_cert(user)
+        serial = x509.load_pem_x509_certificate(cert.read_bytes()).serial_number
+        with (self.workdir / "revoked").open("a", encoding="utf-8") as f:
+            f.write(f"{serial}\n")
+        self._write_crl()
 
     # ---- process
 

@@ -31,7 +31,13 @@ from agent.playout.proofs import segment_proof
 from agent.protocol import Command
 from agent.scheduler import ActiveSource, source_key
 from agent.wire import proof_id
-from playback.live import LiveEnd, LiveStream, LiveUnavailable, check_url, vlc_unavailable
+from playback.live import (
+    LiveEnd,
+    LiveStream,
+    LiveUnavailable,
+    RelayProcesses,
+    check_url,
+)
 
 log = logging.getLogger(__name__)
 
@@ -84,8 +90,10 @@ class LiveRelay:
         wall: Callable[[], float] = time.time,
         stream_factory: StreamFactory | None = None,
         ca_file: Path | None = None,
+        require_tls: bool = True,
     ) -> None:
         self.device = device
+        self.require_tls = require_tls  # [audio] live_require_tls
         self.tz = tz
         self.proof = proof
         self.wake = wake
@@ -95,9 +103,14 @@ class LiveRelay:
         self.heard: Callable[[float, float], Awaitable[float | None]] | None = None
         self.sessions: dict[str, LiveSession] = {}
         self.running: _Running | None = None
+        # libVLC runs in child processes; one is kept started ahead once live was used.
+        self.processes = RelayProcesses(device, ca_file)
         self._factory: StreamFactory = stream_factory or (
-            lambda url, volume: LiveStream(url, device, volume=volume, wall=wall, ca_file=ca_file)
-        )
+            lambda url, volume: LiveStream(
+                url, device, volume=volume, wall=wall, ca_file=ca_file,
+                processes=self.processes,
+            )
+        )  # fmt: skip
 
     # ---- what the planner sees -----------------------------------------------------
 
@@ -180,6 +193,7 @@ class LiveRelay:
         for sid in list(self.sessions):
             self.remove(sid, "agent_stop")
         await self.wait_halted()
+        await self.processes.close()
 
     # ---- the relay ---------------------------------------------------------------------
 
@@ -279,7 +293,7 @@ class LiveHandlers:
         assert isinstance(cmd.args, LiveStart)
         args = cmd.args
         try:
-            check_url(args.url)
+            check_url(args.url, require_tls=self.relay.require_tls)
         except ValueError as e:
             return Outcome(status="failed", code="bad_args", detail=str(e))
         if not self.output_ok():
@@ -287,7 +301,8 @@ class LiveHandlers:
             return Outcome(status="failed", code="output_unavailable", detail=why)
         if args.until is not None and args.until.timestamp() <= self.relay.wall():
             return Outcome(status="failed", code="expired", detail="live `until` has passed")
-        why = await asyncio.to_thread(vlc_unavailable)
+        # Starts the relay process now (libVLC in it), so the relay sounds at once.
+        why = await self.relay.processes.check()
         if why:
             return Outcome(status="failed", code="not_supported", detail=why)
         return Outcome(later=self._run(args))

@@ -16,7 +16,8 @@ from typing import Any
 
 from agent.config import Config
 from agent.dispatch import Dispatcher
-from agent.handlers import VOLUME_KEY, load_schedule
+from agent.fsutil import scratch_dir
+from agent.handlers import load_schedule, stored_volume
 from agent.liveness import Liveness
 from agent.model import MediaRef, ScheduleSet
 from agent.playout.coordinator import AlertCoordinator
@@ -26,6 +27,7 @@ from agent.playout.output import Output
 from agent.playout.runner import Playout, PlayoutDeps, Spawn
 from agent.playout.speaker import SpeakerOutput
 from agent.reporter import Reporter
+from agent.scheduler.state import PlannerState
 from agent.state import StateStore
 from playback.engine import AudioEngine, EmitEvent
 from playback.monitor import LevelMonitor
@@ -143,7 +145,8 @@ class PlayoutSide:
 
 def speaker_output(cfg: Config, emit: EmitEvent, monitor: LevelMonitor | None) -> SpeakerOutput:
     engine = AudioEngine(
-        cfg.audio.output, cfg.audio.sample_rate, cfg.storage.dir / "pcm", emit_event=emit,
+        cfg.audio.output, cfg.audio.sample_rate, scratch_dir(cfg.storage.dir / "pcm"),
+        emit_event=emit,
         amp_lead_s=cfg.audio.amp_lead_s, amp_idle_s=cfg.audio.amp_idle_s,
         emergency_lead_s=cfg.audio.emergency_lead_s,
         tts_voice=cfg.audio.tts_voice,
@@ -196,7 +199,7 @@ async def start_playout(
         outputs = built
     if not outputs:
         return None
-    volume = int(state.get(VOLUME_KEY, 100))
+    volume = stored_volume(state)
     sched = load_schedule(state)
     loops: list[Playout] = []
     speaker: SpeakerOutput | None = None
@@ -220,7 +223,9 @@ async def start_playout(
                 tz=cfg.device.timezone,
                 media_path=media_path,
                 proof=reporter.proof,
-                load_state=lambda key=key: state.get(key),  # type: ignore[misc]
+                load_state=lambda key=key: state.get_valid(  # type: ignore[misc]
+                    key, planner_text, None
+                ),
                 save_state=save,
                 quiet=quiet_hours_for(cfg, out),
                 clock_trusted=clock_trusted,
@@ -243,6 +248,7 @@ async def start_playout(
                 wake=lp.wake,
                 wall=wall,
                 ca_file=cfg.audio.live_ca_file,
+                require_tls=cfg.audio.live_require_tls,
             )
             relay.volume = volume
             relay.heard = lp.d.heard
@@ -262,6 +268,14 @@ def quiet_hours_for(cfg: Config, out: Output) -> Any:
     if "audio" in out.kinds or cfg.display.dark_in_quiet_hours:
         return cfg.audio.quiet_hours
     return None
+
+
+def planner_text(value: object) -> str:
+    """A stored planner state that loads (else it is moved aside at start)."""
+    if not isinstance(value, str):
+        raise ValueError("planner state is not a JSON text")
+    PlannerState.from_json(value)
+    return value
 
 
 def start_monitor(cfg: Config, emit: Callable[[str, str, str], None]) -> LevelMonitor | None:

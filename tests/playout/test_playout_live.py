@@ -4,12 +4,10 @@ agent relaying a real (local, paced, endless) HTTP MP3 stream."""
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import numpy as np
-import pytest
 from support.live_streams import (
     TONE_HZ,
     ToneStream,
@@ -22,21 +20,7 @@ from support.playout import DEVICE, place_in_cache, proofs, ref_json, sound_agen
 from support.pulse import RATE, PulseRig, write_wav
 from support.recorded import recorded_agent, send_accepted
 
-from playback.live import vlc_unavailable
-
 PROGRAMME_HZ = 660.0
-
-
-@pytest.fixture
-def stream() -> Iterator[ToneStream]:
-    if vlc_unavailable():
-        pytest.skip(f"libVLC unusable here: {vlc_unavailable()}")
-    s = ToneStream()
-    try:
-        yield s
-    finally:
-        if not s.dead.is_set():
-            s.kill()
 
 
 def test_playout_live_relay_alert_preempts_and_stop(

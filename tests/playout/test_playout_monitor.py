@@ -13,9 +13,9 @@ from pathlib import Path
 from typing import Any
 
 from support.agentproc import Province
+from support.live_streams import ToneStream
 from support.playout import DEVICE, proofs, sound_agent, wait_online
 from support.pulse import SINK, PulseRig
-from test_playout_live import ToneStream, stream  # noqa: F401  (fixture)
 
 MONITOR = 'monitor = "pulse"\n'
 
@@ -101,7 +101,7 @@ def test_playout_monitor_live_relay_in_heartbeat_and_heard(
     tmp_path: Path,
     broker: Any,
     pulse: PulseRig,
-    stream: ToneStream,  # noqa: F811
+    stream: ToneStream,
 ) -> None:
     _pactl(pulse, "set-default-source", f"{SINK}.monitor")
     agent, province, _ = sound_agent(tmp_path / "a", broker, extra_audio=MONITOR)

@@ -151,3 +151,24 @@ def test_bad_put_arguments_are_named(db: Database, kwargs: dict[str, object], me
 def test_bad_quota_is_named(db: Database) -> None:
     with pytest.raises(ValueError, match="quota_bytes must be a positive int"):
         Outbox(db, 0)
+
+
+def test_in_memory_outbox_bounds_proofs_too_oldest_first(db: Database) -> None:
+    """On a full card the outbox lives in RAM: there the quota bounds proofs as well,
+    non-proofs going first, then the oldest proofs (counted)."""
+    with db.read() as conn:  # the card fills up
+        pages = conn.execute("PRAGMA page_count").fetchone()[0]
+        conn.execute(f"PRAGMA max_page_count = {pages}")
+    size = record_size("t/p", b"p" * 100)
+    out = Outbox(db, 5 * size)
+    big = out.put("proof", "t/p", b"B" * 8000)  # past the quota, as proofs may go
+    assert big.stored and db.degraded == "full"
+    first = out.put("proof", "t/p", b"\x00" * 100)
+    assert (first.dropped, first.dropped_proofs) == (1, 1)  # in RAM: the big one goes
+    ids = [first.id] + [out.put("proof", "t/p", bytes([i]) * 100).id for i in range(1, 4)]
+    assert out.put("ack", "t/p", b"a" * 100).dropped == 0  # exactly at the quota
+    fifth = out.put("proof", "t/p", b"\xff" * 100)
+    assert (fifth.dropped, fifth.dropped_proofs) == (1, 0)  # the ack went first
+    sixth = out.put("proof", "t/p", b"\xfe" * 100)
+    assert (sixth.dropped, sixth.dropped_proofs) == (1, 1)  # then the oldest proof
+    assert [r.id for r in out.pending()] == [*ids[1:], fifth.id, sixth.id]

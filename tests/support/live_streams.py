@@ -21,6 +21,7 @@ import ssl
 import subprocess
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -28,6 +29,7 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -324,3 +326,18 @@ def wait_heard_hz(pulse: PulseRig, hz: float, timeout: float, tol: float = 5.0) 
 
 def rms_db_of(x: npt.NDArray[np.float32]) -> float:
     return float(20 * np.log10(np.sqrt(np.mean(np.square(x.astype(np.float64)))) + 1e-9))
+
+
+@pytest.fixture
+def stream() -> Iterator[ToneStream]:
+    """An endless local tone stream; the test is skipped where libVLC cannot run."""
+    from playback.live import vlc_unavailable
+
+    if vlc_unavailable():
+        pytest.skip(f"libVLC unusable here: {vlc_unavailable()}")
+    s = ToneStream()
+    try:
+        yield s
+    finally:
+        if not s.dead.is_set():
+            s.kill()

@@ -31,13 +31,16 @@ TZ = ZoneInfo("Asia/Ho_Chi_Minh")
 
 
 def sound_agent(
-    workdir: Path, broker: Any, *, quiet: str = "", extra_audio: str = ""
+    workdir: Path, broker: Any, *, quiet: str = "", extra_audio: str = "",
+    live_require_tls: bool = False,
 ) -> tuple[AgentProc, Province, TrustKey]:
-    """Enrol an agent whose `[audio] output` is the null sink ("pulse"); not started."""
+    """Enrol an agent whose `[audio] output` is the null sink ("pulse"); not started.
+    The test streams are plain http, so `live_require_tls` is off unless asked for."""
     key = TrustKey("vn-48-emergency")
     agent = AgentProc.create(workdir, broker, DEVICE, ["vn-48"], [key])
     text = agent.config.read_text()
     audio = 'output = "pulse"\n'  # defaults otherwise: no amplifier, so no lead
+    audio += f"live_require_tls = {'true' if live_require_tls else 'false'}\n"
     if quiet:
         audio += f'quiet_hours = "{quiet}"\n'
     assert 'output = "none"' in text
