@@ -18,7 +18,7 @@ class ReadBack(Protocol):
 def amplifier_state(amp: object) -> dict[str, object] | None:
     """`{"on": bool, "read_back": bool}` or None when the state cannot be told."""
     reader = getattr(amp, "read_back", None)
-    if callable(reader):
+    if callable(reader) and getattr(amp, "can_read_back", True):
         try:
             value = reader()
         except Exception:  # a relay that fails its query is "unknown", never a guess

@@ -1,0 +1,113 @@
+"""Builds the hardware drivers the configuration asks for ([amplifier], [modem]).
+
+The only place that knows which driver class goes with which config kind, so the
+core is handed an `Amplifier` or a `ModemService` and never imports a hardware
+library itself (pyserial and gpiod are imported only inside the drivers, only when
+configured).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+from agent import clock_sources
+from agent.clock import kernel_ntp_synced
+from agent.config import AmplifierConfig, ModemConfig
+from agent.probes.modem import ModemReading
+from drivers.amplifier import Amplifier, NullAmplifier
+
+log = logging.getLogger(__name__)
+
+EventSink = Callable[[str, str, str], Awaitable[None]]
+
+
+def build_amplifier(cfg: AmplifierConfig) -> Amplifier:
+    if cfg.kind == "serial-relay":
+        from drivers.amp_serial import SerialRelayAmplifier
+
+        return SerialRelayAmplifier(
+            cfg.port,
+            baud=cfg.baud,
+            on_bytes=cfg.on_bytes,
+            off_bytes=cfg.off_bytes,
+            query_bytes=cfg.query_bytes,
+            on_reply=cfg.on_reply,
+            off_reply=cfg.off_reply,
+        )
+    if cfg.kind == "gpio":
+        from drivers.amp_gpio import GpioAmplifier, open_line
+
+        return GpioAmplifier(open_line(cfg.chip, cfg.line, active_low=cfg.active_low))
+    return NullAmplifier()
+
+
+class ModemService:
+    """Owns the modem's probe loop (in a worker thread) and its network-time clock source."""
+
+    def __init__(
+        self,
+        cfg: ModemConfig,
+        event: EventSink,
+        *,
+        sys_root: Path = Path("/sys"),
+        dev_root: Path = Path("/dev"),
+        step_clock: bool = True,
+    ) -> None:
+        """`step_clock=False` never sets the system clock (tests run as root on a real one)."""
+        from drivers.modem import Modem, UsbId
+
+        self._cfg = cfg
+        self._event = event
+        self._step = step_clock and cfg.network_time
+        self._pending: list[tuple[str, str, str]] = []
+        self.modem = Modem(
+            UsbId.parse(cfg.usb_id, cfg.interface),
+            sys_root=sys_root,
+            dev_root=dev_root,
+            baud=cfg.baud,
+            timeout_s=cfg.timeout_s,
+            reset_after=cfg.reset_after,
+            event=lambda *e: self._pending.append(e),
+        )
+        self.reading: ModemReading | None = None
+        self.time_source = clock_sources.NetworkTime(self._network_time)
+        self._task: asyncio.Task[None] | None = None
+
+    def _network_time(self) -> tuple[float, float] | None:
+        return self.modem.network_time if self._cfg.network_time else None
+
+    async def probe_once(self) -> ModemReading | None:
+        self.reading = await asyncio.to_thread(self.modem.probe)
+        if self._step and self.modem.network_time is not None:
+            synced = await asyncio.to_thread(kernel_ntp_synced)
+            step = clock_sources.step_clock
+            await asyncio.to_thread(step, self.time_source, kernel_synced=synced)
+        pending, self._pending = self._pending, []
+        for level, code, detail in pending:
+            await self._event(level, code, detail)
+        return self.reading
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                await self.probe_once()
+            except Exception:  # a driver bug must not end the probing
+                log.exception("modem probe crashed")
+            await asyncio.sleep(self._cfg.probe_s)
+
+    def start(self) -> None:
+        if self._task is None:
+            if self._cfg.network_time:
+                clock_sources.register(self.time_source)
+            self._task = asyncio.create_task(self._run(), name="modem")
+
+    async def stop(self) -> None:
+        clock_sources.unregister(self.time_source)
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+            self._task = None
+        await asyncio.to_thread(self.modem.close)
