@@ -19,6 +19,7 @@ from agent.clock import ClockStatus, clock_status
 from agent.config import Config
 from agent.db import open_db
 from agent.dispatch import LOWER_BOUND_KEY, Dispatcher
+from agent.field import start_field
 from agent.handlers import SCHEDULE_VERSION_KEY, VOLUME_KEY, CoreHandlers, load_schedule
 from agent.heartbeat import Heartbeat, HeartbeatSources
 from agent.inbox import Inbox
@@ -103,6 +104,8 @@ async def run(cfg: Config) -> int:
     if (kept := load_schedule(state)) is not None:
         media.schedule_changed(kept.items)  # after a reboot: fetch what is still missing
 
+    # Amplifier and modem drivers, health probes (agent/field.py).
+    field = await start_field(cfg, reporter.event)
     # Sound (None with [audio] output = "none"): engine, playout runner, sound handlers.
     sound = await start_sound(
         cfg,
@@ -111,6 +114,7 @@ async def run(cfg: Config) -> int:
         clock_trusted=lambda: clock().trusted,
         wall=time.time,
         media_path=media.path_for,
+        amplifier=field.amplifier,
     )
 
     heartbeat = Heartbeat(
@@ -124,6 +128,8 @@ async def run(cfg: Config) -> int:
             volume=lambda: int(state.get(VOLUME_KEY, 100)),
             clock=clock,
             outbox=outbox.count,
+            display=field.display,
+            health=field.health,
         )
     )
 
@@ -231,6 +237,7 @@ async def run(cfg: Config) -> int:
     await asyncio.gather(*tasks, return_exceptions=True)
     if sound is not None:
         await sound.stop()
+    await field.stop()
     await media.stop()
     db.close()
     return stop.code

@@ -21,6 +21,7 @@ from agent.playout.live import LiveHandlers, LiveRelay
 from agent.playout.runner import Playout, PlayoutDeps
 from agent.reporter import Reporter
 from agent.state import StateStore
+from drivers.amplifier import Amplifier
 from playback.engine import AudioEngine
 from playback.levels import volume_to_gain
 from playback.monitor import LevelMonitor
@@ -74,6 +75,7 @@ async def start_sound(
     clock_trusted: Callable[[], bool],
     wall: Callable[[], float],
     media_path: Callable[[str], Awaitable[Path | None]],
+    amplifier: Amplifier | None = None,
 ) -> SoundSide | None:
     if cfg.audio.output.strip().lower() == "none":
         return None
@@ -83,7 +85,7 @@ async def start_sound(
     engine = AudioEngine(
         cfg.audio.output, cfg.audio.sample_rate, storage / "pcm", emit_event=emit,
         amp_lead_s=cfg.audio.amp_lead_s, amp_idle_s=cfg.audio.amp_idle_s,
-        tts_voice=cfg.audio.tts_voice,
+        tts_voice=cfg.audio.tts_voice, amplifier=amplifier,
     )  # fmt: skip
     await engine.start()
     # The persisted master volume, on the same curve as `volume.set`, before anything

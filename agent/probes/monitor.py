@@ -20,6 +20,7 @@ from agent.probes.amplifier import amplifier_state
 from agent.probes.audio import sound_cards
 from agent.probes.cpu_temp import cpu_temp_c
 from agent.probes.disk import disk_free_mb
+from agent.probes.display import display_present
 from agent.probes.load import load1
 from agent.probes.memory import mem_used_pct
 from agent.probes.modem import ModemReading, data_bytes
@@ -55,6 +56,7 @@ class Snapshot:
     modem: ModemReading | None = None
     modem_data: dict[str, int] | None = None
     amplifier: dict[str, object] | None = None
+    display_present: bool | None = None
 
     def details(self) -> dict[str, Any]:
         """The project's extra heartbeat object `health` (docs/PROTOCOL-NOTES.md)."""
@@ -81,11 +83,19 @@ class Sources:
     modem_iface: str = ""
     amplifier: object | None = None
     use_vcgencmd: bool = True
+    display_kind: str = "none"
+    display_path: str = ""
+    also: tuple[Callable[[], None], ...] = ()  # other blocking refreshes (an RTC clock source)
 
 
 def sample(src: Sources) -> Snapshot:
     """Read every probe once (blocking I/O: call from a worker thread)."""
     r = src.roots
+    for refresh in src.also:
+        try:
+            refresh()
+        except Exception:
+            log.exception("refresh failed")
     modem = _safe(src.modem) if src.modem is not None else None
     return Snapshot(
         cpu_temp_c=cpu_temp_c(r.sys),
@@ -99,6 +109,9 @@ def sample(src: Sources) -> Snapshot:
         modem=modem,
         modem_data=data_bytes(src.modem_iface, r.sys) if src.modem_iface else None,
         amplifier=amplifier_state(src.amplifier) if src.amplifier is not None else None,
+        display_present=display_present(
+            src.display_kind, src.display_path, dev_root=r.dev, sys_root=r.sys
+        ),
     )
 
 
