@@ -108,6 +108,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     cache = sub.add_parser("cache", help="media cache tools (ls, verify, fetch)")
     add_cache_subparsers(cache.add_subparsers(dest="cache_command", required=True))
+
+    from agent.tech_cli import register as register_technician
+
+    register_technician(sub)  # doctor, status, test
     return p
 
 

@@ -26,6 +26,7 @@ from agent.inbox import Inbox
 from agent.intake import Intake
 from agent.jws import load_private_key
 from agent.link import Announcement, Incoming, Link, LinkSettings
+from agent.local_tests import no_display_test_async, speaker_via_agent
 from agent.media import MediaSide
 from agent.model import ScheduleSet
 from agent.outbox import Outbox
@@ -35,6 +36,8 @@ from agent.replay import ReplayStore
 from agent.reporter import Reporter
 from agent.reports import Topics, dumps, state_payload
 from agent.state import StateStore
+from agent.status_server import SOCKET_NAME, StatusServer
+from agent.status_view import LastError, StatusView
 from agent.timeutil import rfc3339_ms
 
 log = logging.getLogger(__name__)
@@ -200,6 +203,23 @@ async def run(cfg: Config) -> int:
         replay.prune, time.time() if clock().trusted else dispatcher.lower_bound()
     )
 
+    # Local status socket for `tcs-agent status` / `test` (agent/status_server.py).
+    last_error = LastError()
+    logging.getLogger().addHandler(last_error)
+    view = StatusView(
+        cfg.device.id, f"{cfg.broker.host}:{cfg.broker.port}", tz,
+        link_connected=link.connected.is_set, clock=clock, schedule=lambda: load_schedule(state),
+        outbox=outbox.count, cache=media.heartbeat, health=field.health, last_error=last_error,
+        playing=sound.playout.playing if sound else None,
+        alert_id=sound.playout.alert_id if sound else None,
+    )  # fmt: skip
+    status = StatusServer(storage / SOCKET_NAME, status=view.build, tests={
+        "speaker": lambda: speaker_via_agent(sound), "display": no_display_test_async})  # fmt: skip
+    try:
+        await status.start()
+    except OSError as e:  # the agent serves without it; the technician gets `doctor`
+        log.error("status socket %s not available: %s", status.path, e)
+
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         with contextlib.suppress(NotImplementedError, RuntimeError):
@@ -238,6 +258,8 @@ async def run(cfg: Config) -> int:
     if sound is not None:
         await sound.stop()
     await field.stop()
+    await status.stop()
+    logging.getLogger().removeHandler(last_error)
     await media.stop()
     db.close()
     return stop.code
