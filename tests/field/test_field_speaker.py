@@ -1,0 +1,29 @@
+"""`tcs-agent test speaker` without a running agent plays the tone on the real output
+(a PulseAudio null sink, recorded at its monitor), and `doctor` finds that output."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+from support.agentproc import TrustKey, agent_config, run_cli
+from support.pulse import PulseRig, pulse  # noqa: F401  (fixture)
+
+from agent.doctor import Environment, run_checks
+
+
+def test_speaker_test_direct_is_heard(tmp_path: Path, broker: Any, pulse: PulseRig) -> None:  # noqa: F811
+    cfg = agent_config(tmp_path / "dev", broker, "dev-0001", ["vn-48"], [TrustKey("k")])
+    cfg.write_text(cfg.read_text().replace('output = "none"', 'output = "pulse"'))
+    assert run_cli("enroll", "-c", str(cfg)).returncode == 0
+    pulse.recorder.start()
+    before = time.time()
+    out = run_cli("test", "speaker", "-c", str(cfg), timeout=60)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "✓ speaker directly" in out.stdout
+    pulse.recorder.wait_silence_after(time.time())
+    assert pulse.recorder.first_audible(after=before) is not None
+
+    audio = {c.id: c for c in run_checks(cfg, Environment(kernel_synced=lambda: True))}["audio"]
+    assert audio.ok, audio.detail.en()
