@@ -27,3 +27,27 @@ def test_speaker_test_direct_is_heard(tmp_path: Path, broker: Any, pulse: PulseR
 
     audio = {c.id: c for c in run_checks(cfg, Environment(kernel_synced=lambda: True))}["audio"]
     assert audio.ok, audio.detail.en()
+
+
+def test_speaker_test_through_running_agent(
+    tmp_path: Path,
+    broker: Any,
+    pulse: PulseRig,  # noqa: F811
+) -> None:
+    from support.agentproc import AgentProc, Province
+
+    key = TrustKey("k")
+    agent = AgentProc.create(tmp_path / "a", broker, "dev-0001", ["vn-48"], [key])
+    agent.config.write_text(agent.config.read_text().replace('output = "none"', 'output = "pulse"'))
+    province = Province(broker, key)
+    with agent:
+        province.wait_for(lambda m: m.topic.endswith("/state") and m.json()["online"], 20)
+        pulse.recorder.start()
+        before = time.time()
+        out = run_cli("test", "speaker", "-c", str(agent.config), timeout=60)
+        assert out.returncode == 0, out.stdout + out.stderr + agent.output()
+        assert "through the running agent" in out.stdout
+        pulse.recorder.wait_silence_after(time.time())
+        assert pulse.recorder.first_audible(after=before) is not None
+        agent.stop()
+    province.close()
