@@ -28,7 +28,7 @@ def build_amplifier(cfg: AmplifierConfig) -> Amplifier:
     if cfg.kind == "serial-relay":
         from drivers.amp_serial import SerialRelayAmplifier
 
-        return SerialRelayAmplifier(
+        relay = SerialRelayAmplifier(
             cfg.port,
             baud=cfg.baud,
             on_bytes=cfg.on_bytes,
@@ -37,6 +37,10 @@ def build_amplifier(cfg: AmplifierConfig) -> Amplifier:
             on_reply=cfg.on_reply,
             off_reply=cfg.off_reply,
         )
+        # A relay left closed by a crash or power cut is opened now: the engine's timing
+        # starts from "off" and would otherwise leave the amplifier humming until sound.
+        relay.off()
+        return relay
     if cfg.kind == "gpio":
         from drivers.amp_gpio import GpioAmplifier, open_line
 

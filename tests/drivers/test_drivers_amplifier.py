@@ -138,10 +138,15 @@ def test_gpio_failure_is_unknown_not_raised() -> None:
 
 def test_factory_builds_configured_kind(tmp_path: Path) -> None:
     assert isinstance(build_amplifier(AmplifierConfig()), NullAmplifier)
-    amp = build_amplifier(
-        AmplifierConfig(kind="serial-relay", port="/dev/ttyUSB9", on_bytes=ON, off_bytes=OFF)
-    )
-    assert isinstance(amp, SerialRelayAmplifier)
+    with PtyPair(tmp_path / "ttyUSB0") as pair, RelaySim(pair.sim_end, on=ON, off=OFF) as board:
+        cfg = AmplifierConfig(
+            kind="serial-relay", port=str(pair.driver_end), on_bytes=ON, off_bytes=OFF
+        )
+        amp = build_amplifier(cfg)
+        assert isinstance(amp, SerialRelayAmplifier)
+        # A relay left closed by a crash is opened at start.
+        until(lambda: board.bytes_seen() == OFF, "the off sequence at start")
+        amp.close()
     with pytest.raises(GpioUnavailable) as info:
         build_amplifier(AmplifierConfig(kind="gpio", chip=str(tmp_path / "gpiochip9"), line=17))
     if importlib.util.find_spec("gpiod") is None:
