@@ -16,6 +16,7 @@ from pathlib import Path
 from agent import clock_sources
 from agent.clock import kernel_ntp_synced
 from agent.config import AmplifierConfig, ModemConfig
+from agent.periodic import Periodic
 from agent.probes.modem import ModemReading
 from drivers.amplifier import Amplifier, NullAmplifier
 
@@ -78,7 +79,7 @@ class ModemService:
         )
         self.reading: ModemReading | None = None
         self.time_source = clock_sources.NetworkTime(self._network_time)
-        self._task: asyncio.Task[None] | None = None
+        self._loop = Periodic("modem", cfg.probe_s, self.probe_once)
 
     def _network_time(self) -> tuple[float, float] | None:
         return self.modem.network_time if self._cfg.network_time else None
@@ -94,24 +95,12 @@ class ModemService:
             await self._event(level, code, detail)
         return self.reading
 
-    async def _run(self) -> None:
-        while True:
-            try:
-                await self.probe_once()
-            except Exception:  # a driver bug must not end the probing
-                log.exception("modem probe crashed")
-            await asyncio.sleep(self._cfg.probe_s)
-
     def start(self) -> None:
-        if self._task is None:
-            if self._cfg.network_time:
-                clock_sources.register(self.time_source)
-            self._task = asyncio.create_task(self._run(), name="modem")
+        if self._cfg.network_time:
+            clock_sources.register(self.time_source)
+        self._loop.start()
 
     async def stop(self) -> None:
         clock_sources.unregister(self.time_source)
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-            self._task = None
+        await self._loop.stop()
         await asyncio.to_thread(self.modem.close)

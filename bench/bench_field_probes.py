@@ -35,7 +35,8 @@ sys.path.insert(0, str(REPO))
 from procstat import cpu_seconds, rss_mb  # noqa: E402
 from support.agentproc import AgentProc, Province, TrustKey  # noqa: E402
 from support.broker import DEFAULT_CONSOLE, DEFAULT_DEVICES, start_broker  # noqa: E402
-from support.modem_sim import ModemSim, PtyPair, fake_usb_sysfs  # noqa: E402
+from support.modem_sim import ModemSim, fake_usb_sysfs  # noqa: E402
+from support.ptys import PtyPair  # noqa: E402
 from support.relay_sim import RelaySim  # noqa: E402
 
 from agent.probes.monitor import Sources, sample  # noqa: E402

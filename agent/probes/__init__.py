@@ -9,6 +9,7 @@ loop at their rates and raises events on change.
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 
@@ -22,6 +23,18 @@ def read_text(path: Path, limit: int = 65536) -> str | None:
     if len(data) > limit:
         return None  # not a kernel attribute of the kind we expect: do not guess
     return data.decode("utf-8", errors="replace")
+
+
+def read_first_number(path: Path) -> float | None:
+    """The first field of a /proc line such as loadavg or uptime, if finite and >= 0."""
+    text = read_text(path, 1024)
+    if text is None:
+        return None
+    try:
+        value = float(text.split()[0])
+    except (IndexError, ValueError):
+        return None
+    return value if math.isfinite(value) and value >= 0 else None
 
 
 def read_int(path: Path, base: int = 10) -> int | None:

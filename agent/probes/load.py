@@ -6,20 +6,11 @@ province compares it across devices running the same agent version.
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
-from agent.probes import read_text
+from agent.probes import read_first_number
 
 
 def load1(proc_root: Path = Path("/proc")) -> float | None:
-    text = read_text(proc_root / "loadavg", 1024)
-    if text is None:
-        return None
-    try:
-        value = float(text.split()[0])
-    except (IndexError, ValueError):
-        return None
-    if not math.isfinite(value) or value < 0:
-        return None
-    return round(value, 2)
+    value = read_first_number(proc_root / "loadavg")
+    return None if value is None else round(value, 2)

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from agent.periodic import Periodic
 from agent.probes.amplifier import amplifier_state
 from agent.probes.audio import sound_cards
 from agent.probes.cpu_temp import cpu_temp_c
@@ -182,14 +183,11 @@ class HealthMonitor:
     """Owns the sampling task; `snapshot` is what the heartbeat reads."""
 
     def __init__(self, src: Sources, *, every_s: float, event: EventSink) -> None:
-        if every_s <= 0:
-            raise ValueError(f"every_s={every_s} must be > 0")
         self._src = src
-        self._every = every_s
         self._event = event
         self.snapshot: Snapshot | None = None
         self._modem_seen = False
-        self._task: asyncio.Task[None] | None = None
+        self._loop = Periodic("health", every_s, self.poll_once)
 
     async def poll_once(self) -> Snapshot:
         cur = await asyncio.to_thread(sample, self._src)
@@ -203,20 +201,8 @@ class HealthMonitor:
         self.snapshot = cur
         return cur
 
-    async def _run(self) -> None:
-        while True:
-            try:
-                await self.poll_once()
-            except Exception:  # a probe bug must not end the monitoring
-                log.exception("health probes failed")
-            await asyncio.sleep(self._every)
-
     def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.create_task(self._run(), name="health")
+        self._loop.start()
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-            self._task = None
+        await self._loop.stop()

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from support.modem_sim import PtyPair
+from support.ptys import PtyPair
 from support.relay_sim import RelaySim
 
 from agent.config import AmplifierConfig

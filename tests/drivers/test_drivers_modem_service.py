@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 import pytest
+from support.events import AsyncEvents
 from support.modem_sim import ModemSim, PtyPair, fake_usb_sysfs
 
 from agent import clock_sources
@@ -18,23 +19,12 @@ from agent.probes.modem import heartbeat_field
 from agent.probes.monitor import HealthMonitor, Roots, Sources
 
 
-class Events:
-    def __init__(self) -> None:
-        self.items: list[tuple[str, str, str]] = []
-
-    async def __call__(self, level: str, code: str, detail: str) -> None:
-        self.items.append((level, code, detail))
-
-    def codes(self) -> list[str]:
-        return [c for _, c, _ in self.items]
-
-
 @pytest.mark.anyio
 async def test_modem_service_events_and_heartbeat(tmp_path: Path) -> None:
     sys_root, dev = tmp_path / "sys", tmp_path / "dev"
     dev.mkdir()
     fake_usb_sysfs(sys_root, "ttyUSB2")
-    events = Events()
+    events = AsyncEvents()
     cfg = ModemConfig(usb_id="2c7c:0125", timeout_s=0.3, reset_after=2)
     svc = ModemService(cfg, events, sys_root=sys_root, dev_root=dev, step_clock=False)
     monitor = HealthMonitor(

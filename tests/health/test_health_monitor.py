@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from support.events import AsyncEvents
 
 from agent.clock import ClockStatus
 from agent.heartbeat import Heartbeat, HeartbeatSources
@@ -18,17 +19,6 @@ def put(root: Path, rel: str, content: str) -> None:
     path = root / rel
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(content)
-
-
-class Events:
-    def __init__(self) -> None:
-        self.items: list[tuple[str, str, str]] = []
-
-    async def __call__(self, level: str, code: str, detail: str) -> None:
-        self.items.append((level, code, detail))
-
-    def codes(self) -> list[str]:
-        return [c for _, c, _ in self.items]
 
 
 @pytest.fixture
@@ -47,7 +37,7 @@ def tree(tmp_path: Path) -> Roots:
 @pytest.mark.anyio
 async def test_events_on_change_only(tree: Roots, tmp_path: Path) -> None:
     modem: list[ModemReading | None] = [ModemReading(-80, "Viettel", True)]
-    events = Events()
+    events = AsyncEvents()
     mon = HealthMonitor(
         Sources(tmp_path, roots=tree, modem=lambda: modem[0], use_vcgencmd=False),
         every_s=60,
@@ -89,7 +79,7 @@ async def test_events_on_change_only(tree: Roots, tmp_path: Path) -> None:
 @pytest.mark.anyio
 async def test_problem_present_at_start_reported_once(tree: Roots, tmp_path: Path) -> None:
     put(tree.sys, SYSFS_FILE, "10000\n")
-    events = Events()
+    events = AsyncEvents()
     mon = HealthMonitor(Sources(tmp_path, roots=tree, use_vcgencmd=False), every_s=60, event=events)
     await mon.poll_once()
     await mon.poll_once()
@@ -110,7 +100,7 @@ async def test_heartbeat_uses_snapshot_and_nulls_what_is_unknown(
             use_vcgencmd=False,
         ),
         every_s=60,
-        event=Events(),
+        event=AsyncEvents(),
     )
     hb = Heartbeat(
         HeartbeatSources(

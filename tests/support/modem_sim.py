@@ -14,57 +14,15 @@ killed: `python tests/support/modem_sim.py /tmp/ttyUSB2` (for trying the driver 
 
 from __future__ import annotations
 
-import os
-import select
 import shutil
-import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 from typing import Any
 
+from support.ptys import PtyPair, PtyPeer
 
-class PtyPair:
-    """`socat` joining two ptys, linked at `driver_end` and `driver_end`+".sim"."""
-
-    def __init__(self, driver_end: Path) -> None:
-        self.driver_end = driver_end
-        self.sim_end = driver_end.with_name(driver_end.name + ".sim")
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> PtyPair:
-        socat = shutil.which("socat")
-        assert socat, "socat is required (scripts/setup.sh installs it)"
-        self.proc = subprocess.Popen(
-            [
-                socat,
-                f"pty,raw,echo=0,link={self.driver_end}",
-                f"pty,raw,echo=0,link={self.sim_end}",
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        deadline = time.monotonic() + 10
-        while not (self.driver_end.exists() and self.sim_end.exists()):
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"socat did not make the pty pair {self.driver_end}")
-            time.sleep(0.01)
-        return self
-
-    def vanish(self) -> None:
-        """The USB modem is unplugged: both ends close and the links go away."""
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            self.proc.wait(5)
-        for link in (self.driver_end, self.sim_end):
-            link.unlink(missing_ok=True)
-
-    def __enter__(self) -> PtyPair:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.vanish()
+__all__ = ["ModemSim", "PtyPair", "fake_usb_sysfs"]
 
 
 def fake_usb_sysfs(sys_root: Path, tty: str, *, vid: str = "2c7c", pid: str = "0125") -> None:
@@ -87,7 +45,7 @@ def fake_usb_sysfs(sys_root: Path, tty: str, *, vid: str = "2c7c", pid: str = "0
     (base / "1-1.2:1.2" / "ttyUSB9").mkdir()
 
 
-class ModemSim:
+class ModemSim(PtyPeer):
     """Answers AT commands like a Quectel-style modem, with switchable misbehaviour."""
 
     def __init__(self, path: Path) -> None:
@@ -101,57 +59,28 @@ class ModemSim:
         self.cclk = '"26/12/01,22:30:00+28"'
         self.received: list[str] = []
         self.resets = 0
-        self._fd = os.open(path, os.O_RDWR | os.O_NOCTTY)
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._serve, name="modem-sim", daemon=True)
-
-    def start(self) -> ModemSim:
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(5)
-        os.close(self._fd)
+        self._buf = b""
+        super().__init__(path, "modem-sim")
 
     def __enter__(self) -> ModemSim:
-        return self.start()
+        self.start()
+        return self
 
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    def _send(self, data: bytes) -> None:
-        try:
-            os.write(self._fd, data)
-        except OSError:
-            self._stop.set()  # the pair is gone
-
-    def _serve(self) -> None:
-        buf = b""
-        while not self._stop.is_set():
-            try:
-                ready, _, _ = select.select([self._fd], [], [], 0.05)
-                if not ready:
-                    continue
-                chunk = os.read(self._fd, 256)
-            except OSError:
-                return
-            if not chunk:
-                return
-            buf += chunk
-            while b"\r" in buf:
-                raw, buf = buf.split(b"\r", 1)
-                cmd = raw.strip(b"\n ").decode("ascii", "replace")
-                if cmd:
-                    self.received.append(cmd)
-                    self._answer(cmd)
+    def on_chunk(self, chunk: bytes) -> None:
+        self._buf += chunk
+        while b"\r" in self._buf:
+            raw, self._buf = self._buf.split(b"\r", 1)
+            cmd = raw.strip(b"\n ").decode("ascii", "replace")
+            if cmd:
+                self.received.append(cmd)
+                self._answer(cmd)
 
     def _answer(self, cmd: str) -> None:
         if self.hung_until_cfun:
             if cmd.upper() == "AT+CFUN=1,1":
                 self.hung_until_cfun = False
                 self.resets += 1
-                self._send(b"\r\nOK\r\n")
+                self.send(b"\r\nOK\r\n")
             return
         if self.silent:
             return
@@ -163,7 +92,7 @@ class ModemSim:
         out += self._reply(cmd.upper())
         if self.garbage:
             out += b'\r\n+CMTI: "SM",3\r\n'
-        self._send(out)
+        self.send(out)
 
     def _reply(self, cmd: str) -> bytes:
         answers: dict[str, Any] = {

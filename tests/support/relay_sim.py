@@ -3,13 +3,13 @@ sent, and answers a status query with the reply for its current state."""
 
 from __future__ import annotations
 
-import os
-import select
 import threading
 from pathlib import Path
 
+from support.ptys import PtyPeer
 
-class RelaySim:
+
+class RelaySim(PtyPeer):
     def __init__(
         self,
         path: Path,
@@ -24,45 +24,28 @@ class RelaySim:
         self.on_reply, self.off_reply = on_reply, off_reply
         self.received = bytearray()
         self.closed = False  # the relay contact
-        self._fd = os.open(path, os.O_RDWR | os.O_NOCTTY)
-        self._stop = threading.Event()
+        self._pending = b""
         self._lock = threading.Lock()
-        self._thread = threading.Thread(target=self._serve, name="relay-sim", daemon=True)
+        super().__init__(path, "relay-sim")
 
     def __enter__(self) -> RelaySim:
-        self._thread.start()
+        self.start()
         return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join(5)
-        os.close(self._fd)
 
     def bytes_seen(self) -> bytes:
         with self._lock:
             return bytes(self.received)
 
-    def _serve(self) -> None:
-        pending = b""
-        while not self._stop.is_set():
-            try:
-                ready, _, _ = select.select([self._fd], [], [], 0.05)
-                if not ready:
-                    continue
-                chunk = os.read(self._fd, 256)
-            except OSError:
-                return
-            if not chunk:
-                return
-            with self._lock:
-                self.received += chunk
-            pending += chunk
-            for seq, action in ((self.on, "on"), (self.off, "off"), (self.query, "query")):
-                while seq and seq in pending:
-                    pending = pending.split(seq, 1)[1]
-                    if action == "on":
-                        self.closed = True
-                    elif action == "off":
-                        self.closed = False
-                    else:
-                        os.write(self._fd, self.on_reply if self.closed else self.off_reply)
+    def on_chunk(self, chunk: bytes) -> None:
+        with self._lock:
+            self.received += chunk
+        self._pending += chunk
+        for seq, action in ((self.on, "on"), (self.off, "off"), (self.query, "query")):
+            while seq and seq in self._pending:
+                self._pending = self._pending.split(seq, 1)[1]
+                if action == "on":
+                    self.closed = True
+                elif action == "off":
+                    self.closed = False
+                else:
+                    self.send(self.on_reply if self.closed else self.off_reply)
