@@ -43,6 +43,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     from agent import service
 
     code = asyncio.run(service.run(cfg))
+    if code == service.EXIT_RESTART and os.environ.get("INVOCATION_ID"):
+        # Under systemd: exit, and systemd starts us again (Restart=always), so the
+        # unit's ExecStartPre config check runs on the way back up.
+        logging.getLogger(__name__).info("exiting for systemd to restart the agent")
+        return code
     if code == service.EXIT_RESTART:
         logging.getLogger(__name__).info("restarting as requested")
         sys.stdout.flush()

@@ -167,6 +167,7 @@ class AudioConfig:
     sample_rate: int = 48000
     amp_lead_s: float = 2.0
     amp_idle_s: float = 30.0
+    emergency_lead_s: float = 0.3  # max wait for a switched-off amplifier in an emergency
     tts_voice: str = "vi"
     live_ca_file: Path | None = None  # CA certificates trusted for https live streams
 
@@ -280,6 +281,7 @@ _KEYS: Final[Mapping[str, tuple[str, ...]]] = {
         "sample_rate",
         "amp_lead_s",
         "amp_idle_s",
+        "emergency_lead_s",
         "tts_voice",
         "live_ca_file",
     ),
@@ -863,13 +865,21 @@ def _audio(t: _Table, base: Path) -> AudioConfig:
     live_ca = t.path("live_ca_file", base)
     if live_ca is not None:
         _pem_certificates(t, "live_ca_file", live_ca)
+    sample_rate = t.integer("sample_rate", 48000, 8000, 192000)
+    if output.strip().lower() != "none":
+        # Ask the engine what it accepts, so `config check` refuses what `run` would.
+        from playback.engine import AudioEngine
+
+        for key, why in AudioEngine.settings_problems(sample_rate=sample_rate).items():
+            t.bad(key, why)
     return AudioConfig(
         output=output,
         monitor=t.text("monitor"),
         quiet_hours=quiet,
-        sample_rate=t.integer("sample_rate", 48000, 8000, 192000),
+        sample_rate=sample_rate,
         amp_lead_s=t.number("amp_lead_s", 2.0, 0.0, 60.0),
         amp_idle_s=t.number("amp_idle_s", 30.0, 0.0, 86400.0),
+        emergency_lead_s=t.number("emergency_lead_s", 0.3, 0.0, 10.0),
         tts_voice=voice,
         live_ca_file=live_ca,
     )

@@ -17,6 +17,7 @@ from typing import Any, cast
 from agent import clock_sources
 from agent.config import Config
 from agent.hardware import ModemService, build_amplifier
+from agent.liveness import Liveness
 from agent.probes.monitor import HealthMonitor, Snapshot, Sources
 from agent.reports import Level
 from drivers.amplifier import Amplifier
@@ -45,6 +46,31 @@ class FieldSide:
         if snap is None or snap.display_present is None:
             return None
         return {"ok": snap.display_present, "kind": self.display_kind}
+
+    def register(self, live: Liveness) -> None:
+        """Watch the polling tasks as parts; report findings as probes (never counted in
+        the watchdog's health: a missing modem must not restart the loudspeaker)."""
+        for name, task in (("health", self.monitor.task),
+                           ("modem", self.modem.task if self.modem else None)):  # fmt: skip
+            if task is not None:
+                live.watch_task(name, task)
+        live.add_probe("power", self._power)
+        live.add_probe("card", self._card)
+        if self.modem is not None:
+            modem = self.modem
+            live.add_probe("modem", lambda: None if modem.reading else "not answering")
+
+    def _power(self) -> str | None:
+        snap = self.monitor.snapshot
+        t = snap.throttle if snap else None
+        return "under-voltage now" if t is not None and t.under_voltage_now else None
+
+    def _card(self) -> str | None:
+        snap = self.monitor.snapshot
+        card = snap.card if snap else None
+        if card is not None and card.read_only:
+            return "read-only: " + ", ".join(card.read_only)
+        return None
 
     async def stop(self) -> None:
         await self.monitor.stop()

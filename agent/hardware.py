@@ -95,6 +95,10 @@ class ModemService:
             await self._event(level, code, detail)
         return self.reading
 
+    @property
+    def task(self) -> asyncio.Task[None] | None:
+        return self._loop.task
+
     def start(self) -> None:
         if self._cfg.network_time:
             clock_sources.register(self.time_source)

@@ -1,9 +1,9 @@
 """`tcs-agent test speaker|display`: the technician's audible / visible self-tests.
 
-Through the running agent (its status socket) the tone goes through the agent's own
-audio engine, so it mixes with and is accounted like everything else; while an alert
-sounds it is refused, never mixed into the alert. Without a running agent the CLI
-opens the configured output itself for the duration of the tone.
+Through the running agent (its status socket) the test is the agent's own `test.run`:
+queued like a priority-0 item, so it waits for whatever sounds or shows and respects
+quiet hours. Without a running agent the CLI opens the configured output itself for
+the duration of the tone.
 """
 
 from __future__ import annotations
@@ -15,28 +15,20 @@ from typing import TYPE_CHECKING, Any
 from agent.config import Config
 
 if TYPE_CHECKING:
-    from agent.playout.wiring import SoundSide
+    from agent.playout.wiring import PlayoutSide
 
 
 def no_display_test() -> dict[str, Any]:
     return {"ok": False, "detail": "display test not available in this build"}
 
 
-async def no_display_test_async() -> dict[str, Any]:
-    return no_display_test()
-
-
-async def speaker_via_agent(sound: SoundSide | None) -> dict[str, Any]:
+async def via_agent(sound: PlayoutSide | None, what: str) -> dict[str, Any]:
+    """The agent's own `test.run`: queued as a priority-0 item on the outputs that answer
+    `what`, so it never interrupts what sounds or shows and respects quiet hours."""
     if sound is None:
-        return {"ok": False, "detail": 'no audio output configured ([audio] output = "none")'}
-    if sound.playout.alert_id() is not None:
-        return {"ok": False, "detail": "an alert is sounding; test again when it has ended"}
-    from playback.selftest import test_tone
-
-    res = await test_tone(sound.engine, sound.monitor)
-    sound.playout.wake()  # whatever the tone pre-empted is re-planned
-    return {"ok": res.ok, "detail": res.detail, "level_dbfs": res.level_dbfs,
-            "heard_dbfs": res.heard_dbfs}  # fmt: skip
+        return {"ok": False, "detail": f"no {what} on this device"}
+    res = await sound.coordinator.run_test(what)
+    return {"ok": res.ok, "code": res.code, "detail": res.detail}
 
 
 async def speaker_direct(cfg: Config) -> dict[str, Any]:

@@ -7,6 +7,7 @@ and the players (which only ever get a verified file through `path_for`).
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -43,6 +44,10 @@ class MediaSide:
 
     async def start(self) -> None:
         await self.service.start()
+
+    def tasks(self) -> list[asyncio.Task[None]]:
+        """The cache's long-lived tasks, for the liveness registry."""
+        return list(self.service.tasks)
 
     async def stop(self) -> None:
         await self.service.stop()

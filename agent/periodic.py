@@ -30,6 +30,10 @@ class Periodic:
                 log.exception("%s: round failed", self.name)
             await asyncio.sleep(self.every_s)
 
+    @property
+    def task(self) -> asyncio.Task[None] | None:
+        return self._task
+
     def start(self) -> None:
         if self._task is None:
             self._task = asyncio.create_task(self._run(), name=self.name)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
+from collections.abc import Callable
 
 
 def notify(message: str) -> bool:
@@ -19,8 +20,10 @@ def notify(message: str) -> bool:
         path = "\0" + path[1:]  # abstract namespace
     with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
         try:
-            sock.sendto(message.encode(), path)
-        except OSError:
+            # Never wait: a receiver whose queue is full (systemd busy; the kernel queues
+            # only max_dgram_qlen = 10 datagrams) must not freeze the event loop.
+            sock.sendto(message.encode(), socket.MSG_DONTWAIT, path)
+        except OSError:  # BlockingIOError included: this one notification is dropped
             return False
     return True
 
@@ -37,13 +40,15 @@ def watchdog_interval() -> float | None:
         return None
 
 
-async def watchdog_loop() -> None:
-    """Ping the watchdog from the event loop: a frozen loop stops the pings and
-    systemd restarts us (a stuck agent is worse than a restarted one)."""
+async def watchdog_loop(healthy: Callable[[], bool] = lambda: True) -> None:
+    """Ping the watchdog from the event loop while `healthy()` (the liveness registry:
+    every part up). A frozen loop or a dead part stops the pings and systemd restarts
+    us (a stuck agent is worse than a restarted one)."""
     interval = watchdog_interval()
     if interval is None:
         await asyncio.Event().wait()  # nothing to do; park forever
         return
     while True:
-        notify("WATCHDOG=1")
+        if healthy():
+            notify("WATCHDOG=1")
         await asyncio.sleep(interval)

@@ -1,18 +1,26 @@
 """`tcs-agent run`: wires the parts together and owns their lifetimes. Nothing else.
 
 Start order matters: storage first (the journal may hold commands from before a
-crash), then the link. Stop order: stop taking commands, publish the offline
-state, close the link; the outbox keeps whatever was not yet delivered.
+crash), then the media cache, the outputs, then the link. Every part is registered
+on an `AsyncExitStack` as it starts, so stopping (or a later part failing to start)
+tears down in reverse order: stop taking commands, publish the offline state, close
+the link, stop the supervised parts, the outputs, the cache, the database; the
+outbox keeps whatever was not yet delivered. Long-lived tasks run as supervised
+parts (agent/supervisor.py) reported in one liveness registry (agent/liveness.py),
+which the systemd watchdog and the heartbeat read.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import signal
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from agent import __version__, sdnotify
 from agent.clock import ClockStatus, clock_status
@@ -26,11 +34,12 @@ from agent.inbox import Inbox
 from agent.intake import Intake
 from agent.jws import load_private_key
 from agent.link import Announcement, Incoming, Link, LinkSettings
-from agent.local_tests import no_display_test_async, speaker_via_agent
+from agent.liveness import Liveness
+from agent.local_tests import via_agent
 from agent.media import MediaSide
 from agent.model import ScheduleSet
 from agent.outbox import Outbox
-from agent.playout.wiring import start_sound
+from agent.playout.wiring import start_playout
 from agent.protocol import VerifyContext
 from agent.replay import ReplayStore
 from agent.reporter import Reporter
@@ -38,11 +47,13 @@ from agent.reports import Topics, dumps, state_payload
 from agent.state import StateStore
 from agent.status_server import SOCKET_NAME, StatusServer
 from agent.status_view import LastError, StatusView
+from agent.supervisor import Supervisor
 from agent.timeutil import rfc3339_ms
 
 log = logging.getLogger(__name__)
 
-EXIT_RESTART = 75  # the CLI re-executes the agent on this code (agent.restart)
+EXIT_RESTART = 75  # agent.restart: the CLI re-executes the agent (or, under systemd, exits)
+RESTART_POLL_S = 1.0  # how often a waiting agent.restart looks for the emergency's end
 
 
 def link_settings(cfg: Config) -> LinkSettings:
@@ -70,10 +81,19 @@ class _Stop:
 
 
 async def run(cfg: Config) -> int:
-    """Run the agent until SIGTERM/SIGINT (exit 0) or `agent.restart` (EXIT_RESTART)."""
+    """Run the agent until SIGTERM/SIGINT (exit 0), `agent.restart` (EXIT_RESTART) or a
+    part that cannot be kept alive (exit 1, for systemd to restart it)."""
+    async with contextlib.AsyncExitStack() as stack:
+        return await _run(cfg, stack)
+
+
+async def _run(cfg: Config, stack: contextlib.AsyncExitStack) -> int:
+    """Start every part, each registered on `stack` for teardown in reverse order, so a
+    part failing to start stops whatever started before it."""
     storage = cfg.storage.dir
     storage.mkdir(parents=True, exist_ok=True)
     db = open_db(storage / "state.db")
+    stack.callback(db.close)
     outbox = Outbox(db, cfg.storage.outbox_quota_mb * 1024 * 1024)
     inbox = Inbox(db)
     replay = ReplayStore(db)
@@ -83,11 +103,15 @@ async def run(cfg: Config) -> int:
     topics = Topics(cfg.device.id)
     reporter = Reporter(outbox, topics, device_key, tz)
     stop = _Stop(asyncio.Event())
+    # One liveness registry: the watchdog pings only while every part is up.
+    def show_status() -> None:
+        sdnotify.notify(f"STATUS={live.status_line()}")
+
+    live = Liveness(on_change=show_status)
+    parts = Supervisor(live, reporter.emit)
 
     def clock() -> ClockStatus:
-        return clock_status(
-            cfg.clock.trust, lower_bound=float(state.get(LOWER_BOUND_KEY, 0) or 0)
-        )
+        return clock_status(cfg.clock.trust, lower_bound=float(state.get(LOWER_BOUND_KEY, 0) or 0))
 
     def schedule_version() -> int | None:
         v = state.get(SCHEDULE_VERSION_KEY)
@@ -104,33 +128,45 @@ async def run(cfg: Config) -> int:
     # Media cache: prefetch over the horizon, media.prefetch, verified paths for players.
     media = MediaSide(cfg, reporter)
     await media.start()
+    stack.push_async_callback(media.stop)
+    for task in media.tasks():
+        live.watch_task(f"cache.{task.get_name()}", task)
     if (kept := load_schedule(state)) is not None:
         media.schedule_changed(kept.items)  # after a reboot: fetch what is still missing
 
     # Amplifier and modem drivers, health probes (agent/field.py).
     field = await start_field(cfg, reporter.event)
-    # Sound (None with [audio] output = "none"): engine, playout runner, sound handlers.
-    sound = await start_sound(
+    stack.push_async_callback(field.stop)
+    field.register(live)
+    # Outputs (None with none configured): one planner loop each, alert coordinator.
+    sound = await start_playout(
         cfg,
         state,
         reporter,
         clock_trusted=lambda: clock().trusted,
         wall=time.time,
         media_path=media.path_for,
+        spawn=parts.start,
+        liveness=live,
         amplifier=field.amplifier,
     )
+    if sound is not None:
+        stack.push_async_callback(sound.stop)
+    # Parts stop before the outputs they drive (the exit stack unwinds in reverse).
+    stack.push_async_callback(parts.aclose)
 
     heartbeat = Heartbeat(
         HeartbeatSources(
             storage_dir=storage,
-            playing=sound.playout.playing if sound else None,
-            alert_id=sound.playout.alert_id if sound else None,
+            playing=sound.playing if sound else None,
+            alert_id=sound.alert_id if sound else None,
             audio=sound.audio if sound else None,
             cache=media.heartbeat,
             schedule_version=schedule_version,
             volume=lambda: int(state.get(VOLUME_KEY, 100)),
             clock=clock,
             outbox=outbox.count,
+            extra={"parts_down": lambda: live.down_parts() or None},
             display=field.display,
             health=field.health,
         )
@@ -143,10 +179,21 @@ async def run(cfg: Config) -> int:
         with contextlib.suppress(Exception):
             await link.publish(topics.hb, payload, qos=0)
 
+    restarting: list[asyncio.Task[None]] = []
+
     def request_restart() -> None:
-        stop.code = EXIT_RESTART
-        # Give the accepted ack a moment to reach the broker before we go.
-        asyncio.get_running_loop().call_later(0.5, stop.event.set)
+        async def when_no_emergency() -> None:
+            # PROTOCOL §3: a priority-0 command never interrupts; an emergency sounding
+            # (or waiting) is let run to its end first.
+            while sound is not None and sound.coordinator.emergency_active():
+                await asyncio.sleep(RESTART_POLL_S)
+            # Give the accepted ack a moment to reach the broker before we go.
+            await asyncio.sleep(0.5)
+            stop.code = EXIT_RESTART
+            stop.event.set()
+
+        if not restarting:
+            restarting.append(asyncio.get_running_loop().create_task(when_no_emergency()))
 
     ctx = VerifyContext(
         device_id=cfg.device.id,
@@ -206,17 +253,19 @@ async def run(cfg: Config) -> int:
     # Local status socket for `tcs-agent status` / `test` (agent/status_server.py).
     last_error = LastError()
     logging.getLogger().addHandler(last_error)
+    stack.callback(logging.getLogger().removeHandler, last_error)
     view = StatusView(
         cfg.device.id, f"{cfg.broker.host}:{cfg.broker.port}", tz,
         link_connected=link.connected.is_set, clock=clock, schedule=lambda: load_schedule(state),
         outbox=outbox.count, cache=media.heartbeat, health=field.health, last_error=last_error,
-        playing=sound.playout.playing if sound else None,
-        alert_id=sound.playout.alert_id if sound else None,
+        playing=sound.playing if sound else None, alert_id=sound.alert_id if sound else None,
+        parts=lambda: {"down": live.down_parts(), "probes": live.probe_results()},
     )  # fmt: skip
     status = StatusServer(storage / SOCKET_NAME, status=view.build, tests={
-        "speaker": lambda: speaker_via_agent(sound), "display": no_display_test_async})  # fmt: skip
+        w: functools.partial(via_agent, sound, w) for w in ("speaker", "display")})  # fmt: skip
     try:
         await status.start()
+        stack.push_async_callback(status.stop)
     except OSError as e:  # the agent serves without it; the technician gets `doctor`
         log.error("status socket %s not available: %s", status.path, e)
 
@@ -230,39 +279,38 @@ async def run(cfg: Config) -> int:
             await asyncio.sleep(cfg.report.heartbeat_s)
             await beat_now()
 
-    tasks = [
-        asyncio.create_task(link.run(), name="link"),
-        asyncio.create_task(reporter.pump(link), name="outbox"),
-        asyncio.create_task(intake.run(), name="intake"),
-        asyncio.create_task(heartbeats(), name="heartbeat"),
-        asyncio.create_task(sdnotify.watchdog_loop(), name="watchdog"),
-    ]
+    async def close_link() -> None:
+        sdnotify.notify("STOPPING=1")
+        # Let a last ack (e.g. of agent.restart) drain for a moment, then go.
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(_until_empty(outbox, link), timeout=2.0)
+        # Offline state first, while the session is still up (a clean DISCONNECT
+        # suppresses the Last Will), then the parts stop (the exit stack goes on).
+        await link.close(final_state=announce(False))
+
+    parts.start("link", link.run)
+    parts.start("outbox", lambda: reporter.pump(link))
+    parts.start("intake", intake.run)
+    parts.start("heartbeat", heartbeats)
+    stack.push_async_callback(close_link)
+    watchdog = loop.create_task(sdnotify.watchdog_loop(live.healthy), name="watchdog")
+    stack.push_async_callback(_cancel, [watchdog, *restarting])
     sdnotify.notify("READY=1")
     log.info("tcs-agent %s started as %s", __version__, cfg.device.id)
-    stopper = asyncio.create_task(stop.event.wait())
-    done, _ = await asyncio.wait([stopper, *tasks], return_when=asyncio.FIRST_COMPLETED)
-    for t in done:
-        if t is not stopper and t.exception() is not None:
-            log.error("task %s died: %r", t.get_name(), t.exception())
-            stop.code = 1
-    sdnotify.notify("STOPPING=1")
-    # Let a last ack (e.g. of agent.restart) drain for a moment, then go.
-    with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(_until_empty(outbox, link), timeout=2.0)
-    # Offline state first, while the session is still up (a clean DISCONNECT
-    # suppresses the Last Will), then stop everything.
-    await link.close(final_state=announce(False))
+    stopper = loop.create_task(stop.event.wait())
+    fatal = loop.create_task(parts.fatal.wait())
+    await asyncio.wait([stopper, fatal, watchdog], return_when=asyncio.FIRST_COMPLETED)
+    await _cancel([stopper, fatal])
+    if parts.fatal.is_set():
+        log.error("stopping: %s", parts.fatal_reason)
+        stop.code = 1
+    return stop.code
+
+
+async def _cancel(tasks: Sequence[asyncio.Task[Any]]) -> None:
     for t in tasks:
         t.cancel()
     await asyncio.gather(*tasks, return_exceptions=True)
-    if sound is not None:
-        await sound.stop()
-    await field.stop()
-    await status.stop()
-    logging.getLogger().removeHandler(last_error)
-    await media.stop()
-    db.close()
-    return stop.code
 
 
 async def _until_empty(outbox: Outbox, link: Link) -> None:

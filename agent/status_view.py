@@ -57,6 +57,7 @@ class StatusView:
     playing: Callable[[], Any] | None = None
     alert_id: Callable[[], Any] | None = None
     showing: Callable[[], Any] | None = None
+    parts: Callable[[], Any] | None = None  # the liveness registry: parts down, probe results
     wall: Callable[[], float] = time.time
 
     async def build(self) -> dict[str, Any]:
@@ -78,6 +79,7 @@ class StatusView:
             "cache": cache,
             "outbox": outbox,
             "last_error": _error(err, self.tz),
+            "parts": _call(self.parts),
             "health": None
             if snap is None
             else {

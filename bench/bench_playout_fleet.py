@@ -71,7 +71,7 @@ def sound_agent(workdir: Path, broker: Any, device: str, key: TrustKey) -> Agent
     agent = AgentProc.create(workdir, broker, device, ["vn-48"], [key])
     text = agent.config.read_text()
     assert 'output = "none"\n' in text
-    agent.config.write_text(text.replace('output = "none"\n', 'output = "pulse"\namp_lead_s = 0\n'))
+    agent.config.write_text(text.replace('output = "none"\n', 'output = "pulse"\n'))
     return agent
 
 

@@ -57,11 +57,15 @@ class AmplifierPower:
         self._on_since: float | None = None if not amplifier.is_on else float("-inf")
         self._last_sound: float | None = None
 
-    def sound_may_start(self, now: float) -> float:
-        """Earliest wall time sound may start if the amplifier is switched on at `now`."""
+    def sound_may_start(self, now: float, lead_s: float | None = None) -> float:
+        """Earliest wall time sound may start if the amplifier is switched on at `now`.
+
+        `lead_s` (at most the configured lead) lets an emergency accept a shorter
+        settling time than a scheduled item."""
+        lead = self.lead_s if lead_s is None else min(lead_s, self.lead_s)
         if self._on_since is not None:
-            return max(now, self._on_since + self.lead_s)
-        return now + self.lead_s
+            return max(now, self._on_since + lead)
+        return now + lead
 
     def update(self, now: float, *, playing: bool, next_start: float | None) -> None:
         """Switch on for sound that is playing or due within `lead_s`; off after idle."""

@@ -62,7 +62,26 @@ class Voice:
         return f"<Voice {self.id} {self.outcome or 'playing'} {self.played_ms} ms>"
 
 
+AMP_TICK_S = 0.25  # how often the amplifier's on/off policy is re-evaluated
+SAMPLE_RATES = (8000, 16000, 22050, 32000, 44100, 48000)  # what the player opens
+
+
 class AudioEngine:
+    @staticmethod
+    def settings_problems(*, sample_rate: int, channels: int = 1) -> dict[str, str]:
+        """What the engine would refuse at start, by setting (empty: all accepted).
+
+        `tcs-agent config check` asks this too (agent/config.py), so a configuration
+        the engine refuses is refused by the check first, not in a restart loop.
+        """
+        problems: dict[str, str] = {}
+        if sample_rate not in SAMPLE_RATES:
+            rates = ", ".join(str(r) for r in SAMPLE_RATES)
+            problems["sample_rate"] = f"{sample_rate} is not supported (use one of {rates})"
+        if channels not in (1, 2):
+            problems["channels"] = f"{channels} must be 1 or 2"
+        return problems
+
     def __init__(
         self,
         output: str,
@@ -73,6 +92,7 @@ class AudioEngine:
         amplifier: Amplifier | None = None,
         amp_lead_s: float = 0.0,
         amp_idle_s: float = 30.0,
+        emergency_lead_s: float = 0.3,
         channels: int = 1,
         tts_voice: str = "vi",
         decoder: Sequence[str] = DEFAULT_DECODER,
@@ -83,19 +103,25 @@ class AudioEngine:
         blocksize: int = 960,
         latency_s: float = 0.08,
     ) -> None:
-        if sample_rate not in (8000, 16000, 22050, 32000, 44100, 48000):
-            raise ValueError(f"audio.sample_rate {sample_rate} is not a supported rate")
-        if channels not in (1, 2):
-            raise ValueError(f"audio channels {channels} must be 1 or 2")
+        if problems := self.settings_problems(sample_rate=sample_rate, channels=channels):
+            raise ValueError("; ".join(f"audio.{k} {v}" for k, v in problems.items()))
         self.output = output
         self.rate = sample_rate
         self.channels = channels
         self.pcm_dir = pcm_dir
         self.tts_voice = tts_voice
         self._emit = emit_event
+        # No amplifier configured: nothing needs to warm up, so sound never waits
+        # (amp_lead_s only applies to a switched amplifier).
         self._power = AmplifierPower(
-            amplifier or NullAmplifier(), lead_s=amp_lead_s, idle_s=amp_idle_s
+            amplifier or NullAmplifier(),
+            lead_s=amp_lead_s if amplifier is not None else 0.0,
+            idle_s=amp_idle_s,
         )
+        # An emergency (use_master=False) waits at most this long for an amplifier that
+        # was off: its chime covers the rest of the settling (docs/AUDIO.md).
+        self._emergency_lead = min(emergency_lead_s, self._power.lead_s)
+        self._expected: float | None = None  # the planner's next start (amplifier lead)
         self._decoder = tuple(decoder)
         self._decode_timeout = decode_timeout_s
         self._retry_s = retry_s
@@ -126,6 +152,11 @@ class AudioEngine:
             asyncio.create_task(self._amp_loop(), name="audio-amplifier"),
         ]
         await self.wait_ready(self._open_timeout)
+
+    @property
+    def tasks(self) -> list[asyncio.Task[None]]:
+        """The output supervisor and the amplifier loop (long-lived; for liveness)."""
+        return list(self._tasks)
 
     async def wait_ready(self, timeout: float) -> bool:
         with contextlib.suppress(TimeoutError):
@@ -217,7 +248,8 @@ class AudioEngine:
         if offset_s < 0:
             raise ValueError(f"offset_s {offset_s} is negative")
         now = time.time()
-        earliest = self._power.sound_may_start(now)
+        lead = None if use_master else self._emergency_lead
+        earliest = self._power.sound_may_start(now, lead_s=lead)
         start = max(at_wall if at_wall is not None else now, earliest)
         voice = Voice(self._next_id, prepared, None if start <= now else start, gain)
         self._next_id += 1
@@ -232,6 +264,24 @@ class AudioEngine:
             "segments": [s.to_wire() for s in prepared.segments],
         })  # fmt: skip
         return voice
+
+    def expect(self, at_wall: float | None) -> None:
+        """The planner's next start (None: none planned): a switched amplifier is turned
+        on `amp_lead_s` before it, so a scheduled item starts on its sample."""
+        self._expected = at_wall
+        self._wake_amp()
+
+    def _wake_amp(self) -> None:
+        now = time.time()
+        self._power.update(now, playing=self.playing, next_start=self._next_start(now))
+
+    def _next_start(self, now: float) -> float | None:
+        pending = [v.at_wall for v in self._voices.values() if v.at_wall is not None
+                   and v.first_sample_wall is None]  # fmt: skip
+        if self._expected is not None and self._expected >= now - 1.0:
+            pending.append(self._expected)
+        # Switch on one amplifier-loop tick early: the loop looks only every AMP_TICK_S.
+        return None if not pending else min(pending) - AMP_TICK_S * 1.2
 
     def preempt(self, voice: Voice) -> None:
         """Stop `voice` within one buffer (short fade); its outcome is `preempted`."""
@@ -394,12 +444,8 @@ class AudioEngine:
 
     async def _amp_loop(self) -> None:
         while True:
-            pending = [v.at_wall for v in self._voices.values() if v.at_wall is not None
-                       and v.first_sample_wall is None]  # fmt: skip
-            self._power.update(
-                time.time(), playing=self.playing, next_start=min(pending, default=None)
-            )
-            await asyncio.sleep(0.25)
+            self._wake_amp()
+            await asyncio.sleep(AMP_TICK_S)
 
 
 def _resolve(v: Voice) -> None:

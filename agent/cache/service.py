@@ -83,6 +83,11 @@ class CacheService:
             asyncio.create_task(self.scrubber.run(), name="cache-scrub"),
         ]
 
+    @property
+    def tasks(self) -> list[asyncio.Task[None]]:
+        """The watcher and the scrubber (long-lived; the agent's liveness watches them)."""
+        return list(self._tasks)
+
     async def stop(self) -> None:
         tasks = [*self._tasks, *([self._batch] if self._batch else [])]
         for t in tasks:

@@ -14,14 +14,14 @@ from datetime import datetime
 
 from agent.dispatch import Result
 from agent.model import AlertStart
+from agent.playout.output import Media, Playback
 from agent.scheduler import source_key
-from playback.prepared import Prepared
 
 
 @dataclass
 class ActiveAlert:
     args: AlertStart
-    programme: Prepared
+    programme: Media  # built by this loop's output (`Output.prepare_alert`)
     shas: tuple[str, ...]
     since: datetime
     result: asyncio.Future[Result] = field(
@@ -50,3 +50,15 @@ def finish(alert: ActiveAlert, outcome: str, reason: str | None) -> None:
         alert.result.set_result(
             Result(ok=False, code=reason or "output_unavailable", detail="alert could not sound")
         )
+
+
+@dataclass
+class ActiveTest:
+    """A `test.run` queued on one output's loop; `result` resolves with its Playback."""
+
+    test_id: str
+    media: Media
+    since: datetime
+    result: asyncio.Future[Playback] = field(
+        default_factory=lambda: asyncio.get_running_loop().create_future()
+    )

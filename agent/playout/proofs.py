@@ -7,7 +7,8 @@ last sample out), never from when play() was called.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import uuid
+from collections.abc import Mapping, Sequence
 from datetime import datetime, tzinfo
 from typing import Any, Literal
 
@@ -23,6 +24,15 @@ ID_FIELD: dict[ProofKind, IdField] = {
     "alert": "alert_id",
     "live": "session_id",
 }
+
+
+def segment_proof_id(key: str, started_wall: float | None) -> str:
+    """Id of a segment's proof: its planner key and first-sample time, which a re-send
+    after a crash repeats (§6.4 allows duplicates); a segment that never sounded gets
+    a random suffix instead, so ids never repeat across restarts."""
+    if started_wall is not None:
+        return f"{key}#{started_wall:.3f}"
+    return f"{key}#x{uuid.uuid4().hex[:16]}"
 
 
 def _ts(wall: float | None, tz: tzinfo) -> str | None:
@@ -45,6 +55,7 @@ def segment_proof(
     volume: int | None = None,
     level_dbfs: float | None = None,
     heard_dbfs: float | None = None,
+    extra: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """One played (or failed) segment. `started_wall` is the first sample at the DAC;
     when nothing sounded both times are null (§6.4)."""
@@ -64,16 +75,24 @@ def segment_proof(
     }
     if heard_dbfs is not None:
         record["heard_dbfs"] = heard_dbfs
+    for k, v in (extra or {}).items():  # output-specific fields (a board's frame hash)
+        record.setdefault(k, v)
     return record
 
 
 def skip_proof(
-    skip: SkipProof, tz: tzinfo, *, media_sha256: Sequence[str] = (), volume: int | None = None
+    skip: SkipProof,
+    tz: tzinfo,
+    *,
+    media_sha256: Sequence[str] = (),
+    volume: int | None = None,
+    proof_id: str | None = None,
+    kind: ProofKind = "audio",
 ) -> dict[str, Any]:
     """An occurrence the planner decided without sound (`skipped`, with its reason)."""
     return segment_proof(
-        proof_id=skip.proof_id,
-        kind="audio",
+        proof_id=proof_id or skip.proof_id,
+        kind=kind,
         subject_id=skip.item_id,
         tz=tz,
         outcome="skipped",

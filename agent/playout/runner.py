@@ -1,14 +1,17 @@
 """The asyncio loop around the pure planner (docs/SCHEDULER.md, "The runner's loop").
 
-One task owns the planner state and the engine's voices: it plans, carries out the
-decision (stop, start, skip proofs), persists the state, then sleeps until the
-decision's `wake_at` or an event (a voice ended, a command changed the inputs).
+One loop per output (agent/playout/output.py: the speaker, a board). Its task owns
+that output's planner state and playbacks: it plans, carries out the decision (stop,
+start, skip proofs), persists the state, then sleeps until the decision's `wake_at`
+or an event (a playback ended, a command changed the inputs). It sees only the
+schedule items whose `kind` its output serves, so a `slides` item never sounds and
+never pre-empts audio.
 Commands never touch the planner state themselves; they change the inputs and wake
 the loop, so every state change happens in one place and in order.
 
 Start times are sample-exact: when the next planned instant is less than `AIM_S`
-away, the loop plans *at* that instant and hands the engine `at_wall`, so the first
-sample leaves the DAC on time instead of one event-loop wake-up late.
+away, the loop plans *at* that instant and hands the output `at_wall`, so the first
+sample/frame leaves on time instead of one event-loop wake-up late.
 """
 
 from __future__ import annotations
@@ -21,13 +24,14 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
 from agent.model import ScheduleItem, is_emergency
-from agent.playout.alerts import ActiveAlert, finish
+from agent.playout.alerts import ActiveAlert, ActiveTest, finish
 from agent.playout.live import LiveRelay
-from agent.playout.proofs import ProofKind, segment_proof, skip_proof
+from agent.playout.output import Media, Output, Playback
+from agent.playout.proofs import ProofKind, segment_proof, segment_proof_id, skip_proof
 from agent.scheduler import (
     ActiveSource,
     PlanInputs,
@@ -40,16 +44,14 @@ from agent.scheduler import (
     plan,
     quiet_warnings,
 )
-from playback.engine import AudioEngine, Voice
-from playback.levels import volume_to_gain
-from playback.prepared import Prepared
 
 log = logging.getLogger(__name__)
 
 AIM_S = 1.0  # plan this close to a start instant at the instant itself (sample-exact start)
 MAX_SLEEP_S = 30.0  # re-plan at least this often (clock trust may change silently)
 PREPARE_AHEAD = timedelta(minutes=10)  # decode media this long before an occurrence
-STOP_WAIT_S = 3.0  # how long a stopped voice may take to report its last sample
+STOP_WAIT_S = 3.0  # how long a stopped playback may take to report its last sample
+TEST_VOLUME = 60  # `test.run` plays at this volume, master ignored (a test must be audible)
 JOIN_LEAD_S = 0.25  # a `join` resume is aimed this far ahead (> output latency + a wake-up)
 JUMP_S = 1.0  # wall minus monotonic changed this much: a step (NTP slews far less)
 JUMP_CHECK_S = 1.0  # while asleep, compare the clocks this often (no I/O, cheap)
@@ -58,16 +60,20 @@ MediaPath = Callable[[str], Awaitable[Path | None]]
 ProofSink = Callable[[dict[str, Any]], Awaitable[None]]
 # RMS heard by the monitoring input between two wall times (None: it heard no data).
 Heard = Callable[[float, float], Awaitable[float | None]]
+Spawn = Callable[[str, Callable[[], Awaitable[None]]], None]
+
+
+SegmentKind = ProofKind | Literal["test"]
 
 
 @dataclass
 class _Segment:
-    """What is sounding now under a planner key."""
+    """What is sounding/showing now under a planner key."""
 
     key: str
-    kind: ProofKind
+    kind: SegmentKind
     subject_id: str
-    voice: Voice
+    pb: Playback
     shas: tuple[str, ...]
     volume: int
     scheduled_at: datetime | None = None
@@ -77,7 +83,7 @@ class _Segment:
 class PlayoutDeps:
     """Where the runner reads and writes; the service fills these in."""
 
-    engine: AudioEngine
+    output: Output
     tz: ZoneInfo
     media_path: MediaPath
     proof: ProofSink
@@ -88,6 +94,9 @@ class PlayoutDeps:
     wall: Callable[[], float] = time.time
     mono: Callable[[], float] = time.monotonic
     heard: Heard | None = None  # set when `[audio] monitor` is configured
+    # Runs the loop as a supervised part (agent/supervisor.py `Supervisor.start`):
+    # restarted if it dies, shown in the liveness registry. None: a plain task.
+    spawn: Spawn | None = None
 
 
 class Playout:
@@ -96,8 +105,10 @@ class Playout:
         self.state = PlannerState()
         self.items: tuple[ScheduleItem, ...] = ()
         self.alerts: dict[str, ActiveAlert] = {}
+        self.tests: dict[str, ActiveTest] = {}
         self.current: _Segment | None = None
-        self._prepared: dict[tuple[str, ...], Prepared] = {}
+        # Prepared media by `_prep_key`; pruned to the schedule's items on every change.
+        self._prepared: dict[tuple[str, ...], Media] = {}
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._prep_task: asyncio.Task[None] | None = None
@@ -114,13 +125,13 @@ class Playout:
             except ValueError as e:
                 log.error("planner state unreadable, starting afresh: %s", e)
         gone = self.state.after_restart()
-        if gone is not None:
+        if gone is not None and gone.kind != "test":  # a test's result was its ack
             kind: ProofKind = "audio" if gone.kind == "occurrence" else gone.kind
             subject = gone.key.split("@", 1)[0] if kind == "audio" else gone.key.split(":", 1)[1]
             await self.d.proof(
                 segment_proof(
-                    proof_id=f"{gone.key}#{gone.since.timestamp():.3f}",
-                    kind=kind,
+                    proof_id=self._pid(f"{gone.key}#{gone.since.timestamp():.3f}"),
+                    kind=self._item_kind(kind),
                     subject_id=subject,
                     tz=self.d.tz,
                     outcome="preempted",
@@ -130,7 +141,10 @@ class Playout:
             )
         await asyncio.to_thread(self.d.save_state, self.state.to_json())
         self._clock_stepped()  # the baseline: a step while the agent was down is not seen
-        self._task = asyncio.create_task(self._loop(), name="playout")
+        if self.d.spawn is not None:
+            self.d.spawn(f"playout.{self.d.output.name}", self._loop)
+        else:
+            self._task = asyncio.create_task(self._loop(), name="playout")
 
     async def stop(self) -> None:
         for t in (self._task, self._prep_task):
@@ -145,8 +159,14 @@ class Playout:
     # ---- inputs changed by commands ---------------------------------------------
 
     def set_schedule(self, items: Sequence[ScheduleItem]) -> list[str]:
-        """A new schedule: returns the quiet-hours warnings for the ack."""
-        self.items = tuple(items)
+        """A new schedule: returns the quiet-hours warnings for the ack.
+
+        Only the items of the kinds this loop's output serves are kept.
+        """
+        self.items = tuple(i for i in items if i.kind in self.d.output.kinds)
+        keep = {_prep_key(i) for i in self.items}
+        for key in [k for k in self._prepared if k not in keep]:
+            del self._prepared[key]  # what no item needs any more (memory stays bounded)
         self._prepare_soon()
         self.wake()
         now = datetime.fromtimestamp(self.d.wall(), UTC)
@@ -160,7 +180,7 @@ class Playout:
             if self.current is not None and self.current.key == key:
                 # An update replaces what sounds now: end the old segment here.
                 seg, self.current = self.current, None
-                self.d.engine.stop_voice(seg.voice)
+                self.d.output.stop(seg.pb)
                 self.state.cancelled(key, datetime.fromtimestamp(self.d.wall(), UTC))
                 asyncio.get_running_loop().create_task(self._segment_proof(seg, "cancelled"))
             finish(old, "cancelled", "updated")
@@ -179,8 +199,32 @@ class Playout:
             self.wake()
         return alert
 
+    def add_test(self, test: ActiveTest) -> None:
+        """Queue a `test.run` on this output: it plays like a priority-0 item."""
+        self.tests[test.test_id] = test
+        self.wake()
+
+    def remove_test(self, test_id: str) -> None:
+        """Withdraw a test that waited too long (it never pre-empts anything)."""
+        test = self.tests.pop(test_id, None)
+        if test is not None:
+            self.wake()
+
+    def alert_priority(self, alert_id: str) -> int | None:
+        """Priority of active alert `alert_id` on this output (None: not active)."""
+        a = self.alerts.get(alert_id)
+        return None if a is None else a.args.priority
+
+    def emergency_active(self) -> bool:
+        """Is an item of priority ≥ 90 sounding/showing here, or an alert or live
+        session of that priority waiting to?"""
+        p = self.state.playing
+        if p is not None and is_emergency(p.priority):
+            return True
+        return any(is_emergency(s.priority) for s in self._inputs().active)
+
     def set_volume(self, level: int) -> None:
-        self.d.engine.set_master(volume_to_gain(level))
+        self.d.output.set_master(level)
 
     # ---- what the heartbeat shows -------------------------------------------------
 
@@ -189,7 +233,7 @@ class Playout:
         if p is None:
             return None
         if p.kind == "live":
-            # VLC sounds a relay, not an engine voice, so there is no `current`.
+            # VLC sounds a relay, not an output playback, so there is no `current`.
             subject, kind = p.key.split(":", 1)[1], "live"
         elif self.current is not None:
             subject, kind = self.current.subject_id, self.current.kind
@@ -210,14 +254,19 @@ class Playout:
     # ---- the loop ----------------------------------------------------------------
 
     def _inputs(self) -> PlanInputs:
-        active = tuple(
-            ActiveSource("alert", a.args.alert_id, a.args.priority, a.since)
-            for a in self.alerts.values()
-        ) + (self.live.sources() if self.live is not None else ())
+        active = (
+            tuple(
+                ActiveSource("alert", a.args.alert_id, a.args.priority, a.since)
+                for a in self.alerts.values()
+            )
+            + (self.live.sources() if self.live is not None else ())
+            + tuple(ActiveSource("test", t.test_id, 0, t.since) for t in self.tests.values())
+        )
         durations = {
-            i.id: p.duration_s
+            i.id: d
             for i in self.items
-            if (p := self._prepared.get(_shas(i))) is not None
+            if (p := self._prepared.get(_prep_key(i))) is not None
+            and (d := p.duration_s) is not None
         }
         return PlanInputs(
             items=self.items,
@@ -238,7 +287,7 @@ class Playout:
                 raise
             except Exception:
                 log.exception("playout step failed")
-                await self.d.engine.wait_ready(0)
+                await self.d.output.wait_ready(0)
                 aim = None
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(1.0):
@@ -266,11 +315,15 @@ class Playout:
                 skip_proof(
                     sp,
                     self.d.tz,
+                    proof_id=self._pid(sp.proof_id),
+                    kind=self._item_kind(item.kind if item else None),
                     media_sha256=_shas(item) if item else (),
                     volume=item.volume if item else None,
                 )
             )
         await asyncio.to_thread(self.d.save_state, self.state.to_json())
+        # What may start next, so the output can warm up (amplifier lead) in time.
+        self.d.output.expect(None if decision.wake_at is None else decision.wake_at.timestamp())
         return await self._sleep(decision.wake_at, at)
 
     async def _sleep(self, wake_at: datetime | None, planned_at: float) -> float | None:
@@ -318,17 +371,20 @@ class Playout:
         return True
 
     async def _reap(self, now: float) -> None:
-        """Feed back a voice that ended by itself (its media ran out, or it failed)."""
+        """Feed back a playback that ended by itself (its media ran out, or it failed)."""
         seg = self.current
-        if seg is None or not seg.voice.done.done():
+        if seg is None or not seg.pb.done.done():
             return
         self.current = None
-        v = seg.voice
+        v = seg.pb
         at = datetime.fromtimestamp(v.ended_wall or now, UTC)
         if v.outcome == "completed":
             outcome = self.state.finished(seg.key, at)
         else:
             outcome = self.state.failed(seg.key, at, v.reason or "output_unavailable")
+        if seg.kind == "test":
+            self._end_test(seg.subject_id, v)
+            return
         await self._segment_proof(seg, outcome)
         if seg.kind == "alert":
             alert = self.alerts.pop(seg.subject_id, None)
@@ -340,9 +396,9 @@ class Playout:
         self.current = None
         if seg is not None and seg.key == stop.key:
             if stop.outcome == "cancelled":
-                self.d.engine.stop_voice(seg.voice)
+                self.d.output.stop(seg.pb)
             else:
-                self.d.engine.preempt(seg.voice)
+                self.d.output.preempt(seg.pb)
         else:
             seg = None
         if self.live is not None and stop.key.startswith("live:"):
@@ -355,26 +411,29 @@ class Playout:
     ) -> None:
         if self.live is not None:
             await self.live.wait_halted()  # VLC off the device before the engine sounds
+        out = self.d.output
         if isinstance(start, StartSource):
             if start.kind == "live" and self.live is not None and self.live.begin(start.id):
                 self.state.started(start.key, at)
                 return
-            alert = self.alerts.get(start.id)
-            if start.kind != "alert" or alert is None:
+            alert = self.alerts.get(start.id) if start.kind == "alert" else None
+            test = self.tests.get(start.id) if start.kind == "test" else None
+            if alert is not None:
+                voice = out.play(
+                    alert.programme, at_wall=at_wall, volume=alert.args.volume, use_master=False
+                )
+                alert.segments += 1
+                seg = _Segment(start.key, "alert", start.id, voice, alert.shas, alert.args.volume)
+            elif test is not None:
+                voice = out.play(test.media, at_wall=at_wall, volume=TEST_VOLUME, use_master=False)
+                seg = _Segment(start.key, "test", start.id, voice, (), TEST_VOLUME)
+            else:
                 self.state.failed(start.key, at, "not_supported")
                 return
-            voice = self.d.engine.play(
-                alert.programme,
-                at_wall=at_wall,
-                gain=volume_to_gain(alert.args.volume),
-                use_master=False,
-            )
-            alert.segments += 1
-            seg = _Segment(start.key, "alert", start.id, voice, alert.shas, alert.args.volume)
         else:
             item = next(i for i in self.items if i.id == start.item_id)
             shas = _shas(item)
-            prepared = self._prepared.get(shas)
+            prepared = self._prepared.get(_prep_key(item))
             if prepared is None:
                 log.info("%s: media not prepared ahead; decoding now", start.key)
                 prepared = await self._prepare_item(item)
@@ -390,19 +449,28 @@ class Playout:
                 # offset by exactly as much: the rejoin is then on the clock's position.
                 at_wall = self.d.wall() + JOIN_LEAD_S
                 offset_s += max(0.0, at_wall - at.timestamp())
-            voice = self.d.engine.play(
+            voice = out.play(
                 prepared,
                 at_wall=at_wall,
                 offset_s=offset_s,
-                gain=volume_to_gain(item.volume),
+                volume=item.volume,
                 use_master=not is_emergency(item.priority),
             )
             seg = _Segment(
-                start.key, "audio", item.id, voice, shas, item.volume, start.scheduled_at
+                start.key,
+                self._item_kind(item.kind),
+                item.id,
+                voice,
+                shas,
+                item.volume,
+                start.scheduled_at,
             )
         log.info("start %s at_wall=%s (planned %s)", start.key, at_wall, at.timestamp())
         if voice.outcome == "failed":
             self.state.failed(start.key, at, voice.reason or "output_unavailable")
+            if seg.kind == "test":
+                self._end_test(seg.subject_id, voice)
+                return
             await self._segment_proof(seg, "failed")
             if isinstance(start, StartSource) and start.id in self.alerts:
                 finish(self.alerts.pop(start.id), "failed", voice.reason)
@@ -413,18 +481,37 @@ class Playout:
 
     # ---- proofs ------------------------------------------------------------------
 
+    def _end_test(self, test_id: str, pb: Playback) -> None:
+        test = self.tests.pop(test_id, None)
+        if test is not None and not test.result.done():
+            test.result.set_result(pb)
+
+    def _pid(self, base: str) -> str:
+        """Proof id on this output: the speaker's unprefixed (as before boards), others
+        prefixed with the output's name so a speaker and a board never share an id."""
+        name = self.d.output.name
+        return base if name == "speaker" else f"{name}/{base}"
+
+    def _item_kind(self, kind: str | None) -> ProofKind:
+        """A schedule item's proof kind on this output (`audio` or `slides`)."""
+        if kind in ("audio", "slides", "alert", "live"):
+            return kind  # type: ignore[return-value]  # narrowed by the test above
+        return "slides" if "slides" in self.d.output.kinds else "audio"
+
     async def _segment_proof(self, seg: _Segment, outcome: str) -> None:
-        v = seg.voice
+        if seg.kind == "test":
+            return  # a test's result is its ack, not a proof
+        v = seg.pb
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(STOP_WAIT_S):
                 await asyncio.shield(v.done)
-        started = v.first_sample_wall
+        started = v.first_wall
         heard = None
         if self.d.heard is not None and started is not None and v.ended_wall is not None:
             heard = await self.d.heard(started, v.ended_wall)
         await self.d.proof(
             segment_proof(
-                proof_id=f"{seg.key}#{(started or v.id):.3f}",
+                proof_id=self._pid(segment_proof_id(seg.key, started)),
                 kind=seg.kind,
                 subject_id=seg.subject_id,
                 tz=self.d.tz,
@@ -438,14 +525,15 @@ class Playout:
                 volume=seg.volume,
                 level_dbfs=v.level_dbfs,
                 heard_dbfs=heard,
+                extra=v.extra,
             )
         )
 
     async def _proof_failed(self, start: StartOccurrence, item: ScheduleItem, reason: str) -> None:
         await self.d.proof(
             segment_proof(
-                proof_id=f"{start.key}#failed",
-                kind="audio",
+                proof_id=self._pid(f"{start.key}#failed"),
+                kind=self._item_kind(item.kind),
                 subject_id=item.id,
                 tz=self.d.tz,
                 outcome="failed",
@@ -459,7 +547,7 @@ class Playout:
     async def _unplayed_alert_proof(self, alert: ActiveAlert) -> None:
         await self.d.proof(
             segment_proof(
-                proof_id=f"{alert.key}#{alert.since.timestamp():.3f}#unplayed",
+                proof_id=self._pid(f"{alert.key}#{alert.since.timestamp():.3f}#unplayed"),
                 kind="alert",
                 subject_id=alert.args.alert_id,
                 tz=self.d.tz,
@@ -489,12 +577,13 @@ class Playout:
             await self._prepare_item(item)
         self.wake()  # durations may now be known
 
-    async def _prepare_item(self, item: ScheduleItem) -> Prepared | None:
+    async def _prepare_item(self, item: ScheduleItem) -> Media | None:
         shas = _shas(item)
-        if not shas:
+        if not shas and not item.slides:
             return None
-        if shas in self._prepared:
-            return self._prepared[shas]
+        key = _prep_key(item)
+        if key in self._prepared:
+            return self._prepared[key]
         paths: list[Path] = []
         for sha in shas:
             p = await self.d.media_path(sha)
@@ -502,12 +591,18 @@ class Playout:
                 return None
             paths.append(p)
         try:
-            prepared = await self.d.engine.prepare(paths, list(shas))
+            prepared = await self.d.output.prepare(item, paths)
         except Exception as e:  # a bad file fails that item, never the loop
             log.error("cannot decode media of %s: %s", item.id, e)
             return None
-        self._prepared[shas] = prepared
+        self._prepared[key] = prepared
         return prepared
+
+
+def _prep_key(item: ScheduleItem) -> tuple[str, ...]:
+    """What prepared media depend on: the media (shared by items naming the same
+    files) and, for slides, their text and style."""
+    return (*_shas(item), repr(item.slides) if item.slides else "")
 
 
 def _shas(item: ScheduleItem) -> tuple[str, ...]:

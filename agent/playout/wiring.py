@@ -1,13 +1,14 @@
-"""Builds the sound side of the agent from the configuration (used by agent/service.py).
+"""Builds the playout side from the configuration (used by agent/service.py): every
+output (agent/playout/output.py), one planner loop per output, the alert coordinator.
 
-With `[audio] output = "none"` nothing is built: sound commands then stay
-`not_supported`, exactly as on a board without speakers.
+With `[audio] output = "none"` and no board nothing is built: sound commands then
+stay `not_supported`.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -15,37 +16,46 @@ from typing import Any
 from agent.config import Config
 from agent.dispatch import Dispatcher
 from agent.handlers import VOLUME_KEY, load_schedule
+from agent.liveness import Liveness
 from agent.model import ScheduleSet
+from agent.playout.coordinator import AlertCoordinator
 from agent.playout.handlers import PlayoutHandlers
 from agent.playout.live import LiveHandlers, LiveRelay
-from agent.playout.runner import Playout, PlayoutDeps
+from agent.playout.output import Output
+from agent.playout.runner import Playout, PlayoutDeps, Spawn
+from agent.playout.speaker import SpeakerOutput
 from agent.reporter import Reporter
 from agent.state import StateStore
 from drivers.amplifier import Amplifier
-from playback.engine import AudioEngine
-from playback.levels import volume_to_gain
+from playback.engine import AudioEngine, EmitEvent
 from playback.monitor import LevelMonitor
 
 log = logging.getLogger(__name__)
 
-PLANNER_KEY = "playout.planner"
 # How long a monitor input may take to deliver its first block before the operator is warned.
 MONITOR_READY_S = 15.0
 
 
 @dataclass
-class SoundSide:
-    engine: AudioEngine
-    playout: Playout
+class PlayoutSide:
+    """Every output the device has, one planner loop each, and the coordinator above."""
+
+    loops: list[Playout]
+    coordinator: AlertCoordinator
     handlers: PlayoutHandlers
+    speaker: SpeakerOutput | None = None
     live: LiveHandlers | None = None
     monitor: LevelMonitor | None = None
 
     async def on_schedule(self, s: ScheduleSet) -> list[str]:
-        return self.playout.set_schedule(s.items)
+        warnings: list[str] = []
+        for lp in self.loops:
+            warnings += [w for w in lp.set_schedule(s.items) if w not in warnings]
+        return warnings
 
     def on_volume(self, level: int) -> None:
-        self.playout.set_volume(level)
+        for lp in self.loops:
+            lp.set_volume(level)
         if self.live is not None:
             self.live.relay.volume = level
 
@@ -54,20 +64,49 @@ class SoundSide:
         if self.live is not None:
             self.live.register(dispatcher)
 
-    def audio(self) -> dict[str, Any]:
-        st = self.engine.status()
+    def audio(self) -> dict[str, Any] | None:
+        if self.speaker is None:
+            return None
+        st = self.speaker.status()
         return {"ok": st.ok, "device": st.device}
 
+    def playing(self) -> dict[str, Any] | None:
+        """The heartbeat's `playing`: the first output (speaker first) playing something."""
+        return next((p for lp in self.loops if (p := lp.playing()) is not None), None)
+
+    def alert_id(self) -> str | None:
+        return next((a for lp in self.loops if (a := lp.alert_id()) is not None), None)
+
     async def stop(self) -> None:
+        await self.coordinator.close()
         if self.live is not None:
             await self.live.relay.stop()
-        await self.playout.stop()
-        await self.engine.stop()
+        for lp in self.loops:
+            await lp.stop()
+        for lp in self.loops:
+            await lp.d.output.close()
         if self.monitor is not None:
             await self.monitor.stop()
 
 
-async def start_sound(
+def speaker_output(
+    cfg: Config, emit: EmitEvent, monitor: LevelMonitor | None, amplifier: Amplifier | None = None
+) -> SpeakerOutput:
+    engine = AudioEngine(
+        cfg.audio.output, cfg.audio.sample_rate, cfg.storage.dir / "pcm", emit_event=emit,
+        amplifier=amplifier, amp_lead_s=cfg.audio.amp_lead_s, amp_idle_s=cfg.audio.amp_idle_s,
+        emergency_lead_s=cfg.audio.emergency_lead_s,
+        tts_voice=cfg.audio.tts_voice,
+    )  # fmt: skip
+    return SpeakerOutput(engine, monitor)
+
+
+def board_output(cfg: Config, emit: EmitEvent) -> Output | None:
+    """The board output from `[display]` (the boards issue plugs in here); none yet."""
+    return None
+
+
+async def start_playout(
     cfg: Config,
     state: StateStore,
     reporter: Reporter,
@@ -75,68 +114,90 @@ async def start_sound(
     clock_trusted: Callable[[], bool],
     wall: Callable[[], float],
     media_path: Callable[[str], Awaitable[Path | None]],
+    outputs: Sequence[Output] | None = None,
+    spawn: Spawn | None = None,
+    liveness: Liveness | None = None,
     amplifier: Amplifier | None = None,
-) -> SoundSide | None:
-    if cfg.audio.output.strip().lower() == "none":
-        return None
-    storage = cfg.storage.dir
+) -> PlayoutSide | None:
+    """Open every configured output and start one planner loop on each.
+
+    `outputs` replaces the outputs built from the configuration (tests pass fakes).
+    `spawn` runs each loop as a supervised part; `liveness` watches the outputs' tasks.
+    None when the device has no output at all (`[audio] output = "none"`, no board).
+    """
     emit = reporter.emit
-
-    engine = AudioEngine(
-        cfg.audio.output, cfg.audio.sample_rate, storage / "pcm", emit_event=emit,
-        amp_lead_s=cfg.audio.amp_lead_s, amp_idle_s=cfg.audio.amp_idle_s,
-        tts_voice=cfg.audio.tts_voice, amplifier=amplifier,
-    )  # fmt: skip
-    await engine.start()
-    # The persisted master volume, on the same curve as `volume.set`, before anything
-    # (a stored schedule, a resumed item) can sound.
+    monitor: LevelMonitor | None = None
+    if outputs is None:
+        built: list[Output] = []
+        if cfg.audio.output.strip().lower() != "none":
+            monitor = start_monitor(cfg, emit)
+            built.append(speaker_output(cfg, emit, monitor, amplifier))
+        if (board := board_output(cfg, emit)) is not None:
+            built.append(board)
+        outputs = built
+    if not outputs:
+        return None
     volume = int(state.get(VOLUME_KEY, 100))
-    engine.set_master(volume_to_gain(volume))
-
-    monitor = start_monitor(cfg, emit)
-
-    def save(text: str) -> None:
-        state.set(PLANNER_KEY, text)
-
-    playout = Playout(
-        PlayoutDeps(
-            engine=engine,
-            tz=cfg.device.timezone,
-            media_path=media_path,
-            proof=reporter.proof,
-            load_state=lambda: state.get(PLANNER_KEY),
-            save_state=save,
-            quiet=cfg.audio.quiet_hours,
-            clock_trusted=clock_trusted,
-            wall=wall,
-            heard=monitor.heard_dbfs_settled if monitor is not None else None,
-        )
-    )
-    relay = LiveRelay(
-        cfg.audio.output,
-        tz=cfg.device.timezone,
-        proof=reporter.proof,
-        wake=playout.wake,
-        wall=wall,
-        ca_file=cfg.audio.live_ca_file,
-    )
-    relay.volume = volume
-    relay.heard = playout.d.heard
-    playout.live = relay
     sched = load_schedule(state)
-    await playout.start()
-    if sched is not None:
-        playout.set_schedule(sched.items)
-    handlers = PlayoutHandlers(
-        playout, engine, media_path, cfg.alerts, wall=wall, monitor=monitor
-    )
-    live = LiveHandlers(relay, output_ok=lambda: engine.status().ok)
-    return SoundSide(engine, playout, handlers, live, monitor)
+    loops: list[Playout] = []
+    speaker: SpeakerOutput | None = None
+    live: LiveHandlers | None = None
+    for out in outputs:
+        await out.start()
+        if liveness is not None:
+            for task in out.tasks():
+                liveness.watch_task(f"{out.name}.{task.get_name()}", task)
+        # The persisted master volume, on the same curve as `volume.set`, before
+        # anything (a stored schedule, a resumed item) can sound.
+        out.set_master(volume)
+        key = out.state_key
+
+        def save(text: str, key: str = key) -> None:
+            state.set(key, text)
+
+        lp = Playout(
+            PlayoutDeps(
+                output=out,
+                tz=cfg.device.timezone,
+                media_path=media_path,
+                proof=reporter.proof,
+                load_state=lambda key=key: state.get(key),  # type: ignore[misc]
+                save_state=save,
+                quiet=cfg.audio.quiet_hours,
+                clock_trusted=clock_trusted,
+                wall=wall,
+                spawn=spawn,
+                heard=(
+                    monitor.heard_dbfs_settled
+                    if monitor is not None and isinstance(out, SpeakerOutput)
+                    else None
+                ),
+            )
+        )
+        if out.live and isinstance(out, SpeakerOutput):
+            speaker = out
+            relay = LiveRelay(
+                cfg.audio.output,
+                tz=cfg.device.timezone,
+                proof=reporter.proof,
+                wake=lp.wake,
+                wall=wall,
+                ca_file=cfg.audio.live_ca_file,
+            )
+            relay.volume = volume
+            relay.heard = lp.d.heard
+            lp.live = relay
+            live = LiveHandlers(relay, output_ok=lambda o=out: o.status().ok)  # type: ignore[misc]
+        await lp.start()
+        if sched is not None:
+            lp.set_schedule(sched.items)
+        loops.append(lp)
+    coordinator = AlertCoordinator(loops, media_path, wall=wall)
+    handlers = PlayoutHandlers(coordinator, cfg.alerts, wall=wall)
+    return PlayoutSide(loops, coordinator, handlers, speaker, live, monitor)
 
 
-def start_monitor(
-    cfg: Config, emit: Callable[[str, str, str], None]
-) -> LevelMonitor | None:
+def start_monitor(cfg: Config, emit: Callable[[str, str, str], None]) -> LevelMonitor | None:
     """The acoustic-verification input (`[audio] monitor`), or None when not configured.
 
     One that cannot open is kept anyway (it retries on its own, as a USB microphone

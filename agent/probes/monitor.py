@@ -201,6 +201,10 @@ class HealthMonitor:
         self.snapshot = cur
         return cur
 
+    @property
+    def task(self) -> asyncio.Task[None] | None:
+        return self._loop.task
+
     def start(self) -> None:
         self._loop.start()
 

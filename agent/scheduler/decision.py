@@ -10,7 +10,7 @@ from typing import Literal
 from agent.model import ResumeMode
 
 Outcome = Literal["completed", "preempted", "resumed", "skipped", "failed", "cancelled"]
-SourceKind = Literal["alert", "live"]
+SourceKind = Literal["alert", "live", "test"]
 SkipReason = Literal["quiet_hours", "window_passed", "clock_untrusted"]
 
 
@@ -21,7 +21,10 @@ def source_key(kind: SourceKind, source_id: str) -> str:
 
 @dataclass(frozen=True)
 class ActiveSource:
-    """An alert or live session the runner has running (accepted and not yet ended).
+    """An alert, live session or `test.run` the runner has running (accepted, not ended).
+
+    A `test` source plays like a priority-0 item (PROTOCOL §3): it waits behind
+    whatever sounds and, while the clock is trusted, never starts in quiet hours.
 
     `since` is when it was accepted (wall time); it only orders sources of equal
     priority (first come, first played), so an untrusted clock there is harmless.

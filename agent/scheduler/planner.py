@@ -273,9 +273,12 @@ def plan(now: datetime, inputs: PlanInputs, state: PlannerState) -> Decision:
     else:
         state.untrusted_spell = True
 
-    # 4. Alerts and live sessions: always candidates (they need no clock).
+    # 4. Alerts and live sessions: always candidates (they need no clock). A
+    # `test.run` is a priority-0 item: it waits out quiet hours (PROTOCOL §3).
     for src in inputs.active:
         if current is not None and src.key == current.key:
+            continue
+        if src.kind == "test" and trusted and in_quiet(now, tz, quiet):
             continue
         start_src = StartSource(src.key, src.kind, src.id, src.priority)
         candidates.append(_Candidate(src.priority, src.since, src.key, start_src, None))

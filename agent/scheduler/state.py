@@ -30,7 +30,7 @@ _FORMAT_VERSION = 1
 _OUTCOMES = ("completed", "preempted", "resumed", "skipped", "failed", "cancelled")
 _RESUMES = ("join", "restart", "drop")
 
-PlayingKind = Literal["occurrence", "alert", "live"]
+PlayingKind = Literal["occurrence", "alert", "live", "test"]
 _T = TypeVar("_T")
 
 
@@ -323,8 +323,15 @@ class PlannerState:
             playing: Playing | None = None
             p = doc.get("playing")
             if p is not None:
-                if not isinstance(p, dict) or p.get("kind") not in ("occurrence", "alert", "live"):
-                    raise ValueError("playing: expected an object with kind occurrence|alert|live")
+                if not isinstance(p, dict) or p.get("kind") not in (
+                    "occurrence",
+                    "alert",
+                    "live",
+                    "test",
+                ):
+                    raise ValueError(
+                        "playing: expected an object with kind occurrence|alert|live|test"
+                    )
                 playing = Playing(
                     key=_typed(p, "key", str, "playing"),
                     kind=cast(PlayingKind, p["kind"]),

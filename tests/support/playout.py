@@ -37,7 +37,7 @@ def sound_agent(
     key = TrustKey("vn-48-emergency")
     agent = AgentProc.create(workdir, broker, DEVICE, ["vn-48"], [key])
     text = agent.config.read_text()
-    audio = 'output = "pulse"\namp_lead_s = 0\n'
+    audio = 'output = "pulse"\n'  # defaults otherwise: no amplifier, so no lead
     if quiet:
         audio += f'quiet_hours = "{quiet}"\n'
     assert 'output = "none"' in text

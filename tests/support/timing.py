@@ -10,8 +10,14 @@ the signal is expected.
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Callable
+from typing import TypeVar
+
 import numpy as np
 import numpy.typing as npt
+
+T = TypeVar("T")
 
 
 def align_near(
@@ -47,3 +53,20 @@ def align_near(
     corr = raw / (np.sqrt(var) * (np.linalg.norm(s) + 1e-12))
     k = int(np.argmax(corr))
     return lo + k, float(corr[k])
+
+
+async def until(pred: Callable[[], T | bool | None], what: str, hang_s: float = 60.0) -> T:
+    """Poll `pred` on the running loop until it returns something truthy; return that.
+
+    `hang_s` only guards against a hung test (it is not a speed bound: a loaded
+    machine may take long; the benchmarks measure speed).
+    """
+    loop = asyncio.get_running_loop()
+    give_up = loop.time() + hang_s
+    while True:
+        got = pred()
+        if got:
+            return got  # type: ignore[return-value]
+        if loop.time() > give_up:
+            raise AssertionError(f"never happened: {what}")
+        await asyncio.sleep(0.01)
