@@ -118,10 +118,11 @@ class _Loose:
     def __init__(self, path: Path) -> None:
         self.path = path
         self.base = Path(os.path.abspath(path.parent))
+        self.parsed = True
         try:
             doc = tomllib.loads(path.read_bytes().decode("utf-8-sig"))
         except (OSError, ValueError):
-            doc = {}
+            doc, self.parsed = {}, False
         self.doc: dict[str, Any] = doc
 
     def get(self, section: str, key: str, default: Any = None, kind: type = str) -> Any:
@@ -815,8 +816,11 @@ def run_checks(path: Path, env: Environment | None = None) -> Iterator[Check]:
     loose = _Loose(path)
     storage = loose.file("storage", "dir")
     agent = running_agent(storage)
-    yield check_device_key(loose)
     clock_check, trusted = check_clock(env, loose, agent)
+    if not loose.parsed:  # nothing else can be told from a file that is not TOML
+        yield clock_check
+        return
+    yield check_device_key(loose)
     broker = _broker(loose)
     reach = check_broker_reach(broker, env.timeout_s)
     yield reach

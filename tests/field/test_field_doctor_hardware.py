@@ -51,3 +51,12 @@ def test_amplifier_relay_port(tmp_path: Path) -> None:
         present = doctor(tmp_path, relay.format(port=pair.driver_end))["amplifier"]
         assert present.ok, present.detail.en()
     assert "amplifier" not in doctor(tmp_path, "")  # not configured: left out
+
+
+def test_file_that_is_not_toml_gets_config_and_clock_only(tmp_path: Path) -> None:
+    cfg = tmp_path / "agent.toml"
+    cfg.write_text('[device\nid = "dev-0001"\n')
+    results = {c.id: c for c in run_checks(cfg, Environment(kernel_synced=lambda: True))}
+    assert list(results) == ["config", "clock"]
+    assert not results["config"].ok and "invalid TOML" in results["config"].detail.en()
+    assert results["config"].fix is not None and "config check" in results["config"].fix.en()
