@@ -31,7 +31,7 @@ HEALTH_MAX_S = 60.0
 
 @dataclass
 class FieldSide:
-    amplifier: Amplifier
+    amplifier: Amplifier | None  # None: no switched amplifier ([amplifier] kind = "none")
     monitor: HealthMonitor
     modem: ModemService | None
     rtc: clock_sources.RtcTime | None
@@ -78,7 +78,7 @@ class FieldSide:
             await self.modem.stop()
         if self.rtc is not None:
             clock_sources.unregister(self.rtc)
-        close = getattr(self.amplifier, "close", None)
+        close = getattr(self.amplifier, "close", None) if self.amplifier else None
         if callable(close):
             await asyncio.to_thread(close)
 
@@ -92,11 +92,9 @@ async def start_field(
     try:
         amplifier = build_amplifier(cfg.amplifier)
     except Exception as e:  # a missing relay must not stop the agent: sound goes on unswitched
-        from drivers.amplifier import NullAmplifier
-
         log.error("amplifier driver not available, sound goes on without it: %s", e)
         await emit("error", "amplifier_unavailable", f"[amplifier] {cfg.amplifier.kind}: {e}")
-        amplifier = NullAmplifier()
+        amplifier = None
     modem = ModemService(cfg.modem, emit) if cfg.modem.enabled else None
     rtc: clock_sources.RtcTime | None = clock_sources.RtcTime()
     refresh: tuple[Callable[[], None], ...] = ()
@@ -110,7 +108,7 @@ async def start_field(
             cfg.storage.dir,
             modem=(lambda: modem.reading) if modem is not None else None,
             modem_iface=cfg.modem.data_iface,
-            amplifier=amplifier if cfg.amplifier.kind != "none" else None,
+            amplifier=amplifier,
             also=refresh,
             display_kind=cfg.display.kind,
             display_path=cfg.display.path,

@@ -18,14 +18,16 @@ from agent.clock import kernel_ntp_synced
 from agent.config import AmplifierConfig, ModemConfig
 from agent.periodic import Periodic
 from agent.probes.modem import ModemReading
-from drivers.amplifier import Amplifier, NullAmplifier
+from drivers.amplifier import Amplifier
 
 log = logging.getLogger(__name__)
 
 EventSink = Callable[[str, str, str], Awaitable[None]]
 
 
-def build_amplifier(cfg: AmplifierConfig) -> Amplifier:
+def build_amplifier(cfg: AmplifierConfig) -> Amplifier | None:
+    """The configured amplifier switch; None for `kind = "none"` (nothing switched: the
+    engine then never waits for an amplifier lead)."""
     if cfg.kind == "serial-relay":
         from drivers.amp_serial import SerialRelayAmplifier
 
@@ -46,7 +48,7 @@ def build_amplifier(cfg: AmplifierConfig) -> Amplifier:
         from drivers.amp_gpio import GpioAmplifier, open_line
 
         return GpioAmplifier(open_line(cfg.chip, cfg.line, active_low=cfg.active_low))
-    return NullAmplifier()
+    return None
 
 
 class ModemService:
