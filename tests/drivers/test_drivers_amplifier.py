@@ -45,9 +45,9 @@ def test_relay_gets_exact_bytes_before_sound_and_after_idle(tmp_path: Path) -> N
             until(lambda: board.bytes_seen() == ON, "the on sequence")
             assert power.sound_may_start(103.0) == 105.0
             power.update(105.0, playing=True, next_start=None)
-            power.update(120.0, playing=False, next_start=None)
+            power.update(120.0, playing=True, next_start=None)  # the sound's last moment
             power.update(149.0, playing=False, next_start=None)
-            assert board.bytes_seen() == ON  # idle for 29 s: still on
+            assert amp.is_on  # idle for 29 s: still on (nothing was asked of the relay)
             power.update(150.0, playing=False, next_start=None)
             until(lambda: board.bytes_seen() == ON + OFF, "the off sequence")
             assert amplifier_state(amp) == {"on": False, "read_back": False}
