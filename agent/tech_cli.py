@@ -141,6 +141,19 @@ def render_status(s: dict[str, Any]) -> str:
             )
         )
     lines.append(_("outbox: {n} waiting").format(n=s.get("outbox")))
+    parts = s.get("parts")
+    if isinstance(parts, dict):
+        down = parts.get("down") or {}
+        lines.append(
+            _("parts: down: {parts}").format(
+                parts=", ".join(f"{k} ({v})" for k, v in sorted(down.items()))
+            )
+            if down
+            else _("parts: all up")
+        )
+        findings = {k: v for k, v in (parts.get("probes") or {}).items() if v}
+        for name, why in sorted(findings.items()):
+            lines.append(_("  {name}: {why}").format(name=name, why=why))
     err = s.get("last_error")
     lines.append(
         _("last error: {at} {message}").format(at=err.get("at"), message=err.get("message"))

@@ -88,6 +88,8 @@ def test_status_shows_schedule_just_sent_and_next_occurrence(tmp_path: Path, bro
         assert "schedule: version 42" in text.stdout
         assert "evening-news" in text.stdout and once.strftime("%H:%M:%S") in text.stdout
         assert "link: connected" in text.stdout
+        assert "parts: all up" in text.stdout
+        assert s["parts"]["down"] == {}
 
         sock = cfg.parent / "state" / "status.sock"
         assert stat.S_IMODE(sock.stat().st_mode) == 0o600
