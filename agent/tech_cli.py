@@ -44,9 +44,9 @@ def cmd_doctor(args: argparse.Namespace) -> int:
 
 
 def _storage_dir(config: Path) -> Path | None:
-    from agent.doctor import _Loose
+    from agent.doctor.model import LooseConfig
 
-    return _Loose(config).file("storage", "dir")
+    return LooseConfig(config).file("storage", "dir")
 
 
 def _ask(config: Path, doc: dict[str, Any], timeout_s: float) -> dict[str, Any] | None:
