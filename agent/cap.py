@@ -163,9 +163,8 @@ def _parse_tree(xml: str) -> _Node:
     except _Forbidden as exc:
         raise CapError(str(exc)) from None
     except expat.ExpatError as exc:
-        raise CapError(
-            f"not well-formed XML ({expat.ErrorString(exc.code)}, line {exc.lineno})"
-        ) from None
+        raise CapError(f"not well-formed XML ({expat.ErrorString(exc.code)}, "
+                       f"line {exc.lineno})") from None
     if not root:
         raise CapError("no root element")
     return root[0]
@@ -234,9 +233,8 @@ def _structure(xml: str) -> _Alert:
     references = _parse_references(refs_text) if refs_text else ()
     if len(alert_id_for(sender, identifier)) > MAX_ALERT_ID:
         raise CapError(f"alert.sender + identifier: longer than {MAX_ALERT_ID} characters")
-    return _Alert(
-        identifier, sender, sent, status, msg_type, references, tuple(root.cap_children("info"))
-    )
+    return _Alert(identifier, sender, sent, status, msg_type, references,
+                  tuple(root.cap_children("info")))
 
 
 def check_cap(xml: str) -> None:
@@ -314,15 +312,13 @@ def _status_refusal(status: str, play_test: bool, play_exercise: bool) -> CapRef
         return None
     if status in ("Test", "Exercise"):
         setting = "play_cap_test" if status == "Test" else "play_cap_exercise"
-        return CapRefusal(
-            "bad_args", f"CAP status {status} is not played ([alerts] {setting} is off)"
-        )
+        return CapRefusal("bad_args", f"CAP status {status} is not played ([alerts] {setting} "
+                                      "is off)")
     return CapRefusal("bad_args", f"CAP status {status} is never played")
 
 
-def parse_cap(
-    xml: str, *, language: str, play_test: bool, play_exercise: bool, now: datetime
-) -> CapAction:
+def parse_cap(xml: str, *, language: str, play_test: bool, play_exercise: bool,
+              now: datetime) -> CapAction:
     """Map a CAP 1.2 message to what the device should do (§5.4).
 
     `language` is the device's alert language ("vi" matches "vi-VN"); `now` an aware
@@ -343,7 +339,8 @@ def parse_cap(
     if alert.msg_type == "Cancel":
         if not alert.references:
             return CapRefusal("bad_args", "CAP Cancel without references: nothing to stop")
-        return CapCancel(stops=tuple(AlertStop(a) for a in alert.references), status=alert.status)
+        return CapCancel(stops=tuple(AlertStop(a) for a in alert.references),
+                         status=alert.status)
     if alert.msg_type == "Update" and not alert.references:
         return CapRefusal("bad_args", "CAP Update without references")
 
@@ -353,7 +350,9 @@ def parse_cap(
     chosen = next((i for i in alert.infos if _lang_matches(_info_language(i), language)), None)
     if chosen is None:
         chosen = alert.infos[0]
-        warnings.append(f"no info in language {language!r}; using {_info_language(chosen)[:20]!r}")
+        warnings.append(
+            f"no info in language {language!r}; using {_info_language(chosen)[:20]!r}"
+        )
     until: datetime | None = None
     expires = chosen.first("expires")
     if expires:
@@ -366,9 +365,8 @@ def parse_cap(
     media, inline = _resources(chosen, warnings)
     text = _text(chosen)
     if not media and text is None:
-        return CapRefusal(
-            "bad_args", "CAP info has no headline, description, instruction or playable audio"
-        )
+        return CapRefusal("bad_args", "CAP info has no headline, description, instruction "
+                                      "or playable audio")
     lang = _info_language(chosen).split("-")[0].lower() or language
     start = AlertStart(
         alert_id=alert_id_for(alert.sender, alert.identifier),
@@ -377,11 +375,6 @@ def parse_cap(
         lang=lang,
         until=until,
     )
-    return CapAlert(
-        alert=start,
-        replaces=alert.references if alert.msg_type == "Update" else (),
-        inline=inline,
-        warnings=tuple(warnings),
-        status=alert.status,
-        msg_type=alert.msg_type,
-    )
+    return CapAlert(alert=start, replaces=alert.references if alert.msg_type == "Update" else (),
+                    inline=inline, warnings=tuple(warnings), status=alert.status,
+                    msg_type=alert.msg_type)

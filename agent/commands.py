@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 
 from dateutil.rrule import rrulestr
 
-from agent import cap
+from agent import cap, wire
 from agent.model import (
     COMMAND_NAMES,
     AgentRestart,
@@ -44,18 +44,8 @@ from agent.timeutil import parse_rfc3339
 
 KNOWN_COMMANDS: Final[frozenset[str]] = frozenset(COMMAND_NAMES)
 
-# §6.3: these get a second ack (`done` / `failed`) when they finish.
-LONG_RUNNING: Final[frozenset[str]] = frozenset(
-    {
-        "alert.start",
-        "alert.stop",
-        "alert.cap",
-        "live.start",
-        "live.stop",
-        "test.run",
-        "media.prefetch",
-    }
-)
+# §6.3: these get a second ack (`done` / `failed`) when they finish (agent/wire.py).
+LONG_RUNNING: Final[frozenset[str]] = wire.LONG_RUNNING
 
 DEFAULT_ITEM_PRIORITY: Final = 20
 DEFAULT_ALERT_PRIORITY: Final = 100
@@ -128,13 +118,13 @@ def priority_of(cmd: str, raw_args: Any) -> int:
         ]
         return max(prios, default=0)
     if cmd == "alert.start":
-        return _lenient_priority(
-            args.get("priority", DEFAULT_ALERT_PRIORITY), DEFAULT_ALERT_PRIORITY
-        )
+        return _lenient_priority(args.get("priority", DEFAULT_ALERT_PRIORITY),
+                                 DEFAULT_ALERT_PRIORITY)
     if cmd == "alert.cap":
         return CAP_PRIORITY
     if cmd == "live.start":
-        return _lenient_priority(args.get("priority", DEFAULT_LIVE_PRIORITY), DEFAULT_LIVE_PRIORITY)
+        return _lenient_priority(args.get("priority", DEFAULT_LIVE_PRIORITY),
+                                 DEFAULT_LIVE_PRIORITY)
     return 0
 
 
@@ -187,9 +177,8 @@ class _Reader:
             raise ArgsError(f"{self.p(key)}: {value} is out of range ({bounds})")
         return value
 
-    def number(
-        self, key: str, *, lo: float, hi: float, default: float | None = None, lo_open: bool = False
-    ) -> float:
+    def number(self, key: str, *, lo: float, hi: float, default: float | None = None,
+               lo_open: bool = False) -> float:
         if default is not None and not self.has(key):
             return default
         value = self.get(key)
@@ -209,9 +198,8 @@ class _Reader:
             raise ArgsError(f"{self.p(key)}: {_short(value)} is not true or false")
         return value
 
-    def str_(
-        self, key: str, *, max_len: int, default: str | None = None, non_empty: bool = True
-    ) -> str:
+    def str_(self, key: str, *, max_len: int, default: str | None = None,
+             non_empty: bool = True) -> str:
         if default is not None and not self.has(key):
             return default
         value = self.get(key)
@@ -285,9 +273,8 @@ def _media_ref(raw: Any, path: str, warnings: list[str]) -> MediaRef:
     return MediaRef(url=url, sha256=sha.lower(), size=size, type=mime)
 
 
-def _media_list(
-    r: _Reader, key: str, warnings: list[str], *, non_empty: bool
-) -> tuple[MediaRef, ...]:
+def _media_list(r: _Reader, key: str, warnings: list[str], *, non_empty: bool
+                ) -> tuple[MediaRef, ...]:
     raw = r.list_(key, non_empty=non_empty)
     return tuple(_media_ref(m, f"{r.p(key)}[{i}]", warnings) for i, m in enumerate(raw))
 
@@ -324,9 +311,8 @@ def _depth(value: Any) -> int:
         if isinstance(node, dict | list):
             deepest = max(deepest, level)
             if level <= MAX_STYLE_DEPTH:  # no need to look further down
-                todo.extend(
-                    (v, level + 1) for v in (node.values() if isinstance(node, dict) else node)
-                )
+                todo.extend((v, level + 1) for v in (
+                    node.values() if isinstance(node, dict) else node))
     return deepest
 
 

@@ -8,6 +8,7 @@ and the players (which only ever get a verified file through `path_for`).
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,7 @@ from agent.reporter import Reporter
 from agent.scheduler import upcoming_media
 
 MiB = 1024 * 1024
+AfterPrefetch = Callable[[list[MediaRef]], Awaitable[None]]
 
 
 class MediaSide:
@@ -32,6 +34,7 @@ class MediaSide:
         self.cache = MediaCache(
             cfg.storage.dir / "cache", cfg.storage.cache_quota_mb * MiB, emit_event=reporter.emit
         )
+        self._after_prefetch: AfterPrefetch | None = None
         self.service = CacheService(
             self.cache,
             Downloader(
@@ -69,7 +72,13 @@ class MediaSide:
         stats = self.cache.stats()
         return {"items": stats.items, "bytes": stats.bytes, "missing": self.service.missing_next()}
 
-    def register(self, dispatcher: Dispatcher) -> None:
+    def register(
+        self, dispatcher: Dispatcher, *, after_prefetch: AfterPrefetch | None = None
+    ) -> None:
+        """`after_prefetch` gets the refs a `media.prefetch` cached, before its `done`
+        ack: the outputs prepare them (decode audio), so an alert naming them later
+        starts without decoding first."""
+        self._after_prefetch = after_prefetch
         dispatcher.register("media.prefetch", self.media_prefetch)
 
     async def media_prefetch(self, cmd: Command) -> Outcome:
@@ -78,6 +87,8 @@ class MediaSide:
 
         async def fetch() -> Result:
             report = await self.service.prefetch(refs)
+            if self._after_prefetch is not None and report.ok:
+                await self._after_prefetch(list(report.ok))
             if not report.failed:
                 return Result(ok=True, detail=f"{len(report.ok)} file(s) cached")
             failed = [f"{ref.sha256[:12]}… {ref.url}: {why}" for ref, why in report.failed]

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 from typing import Any, Final, Protocol
 
+from agent import wire
 from agent.commands import KNOWN_COMMANDS, ArgsError, priority_of, validate_args_warn
 from agent.jws import b64url_decode, verify_ed25519
 from agent.model import Args
@@ -29,8 +30,8 @@ MAX_JTI: Final = 64
 MAX_ECHO: Final = 64  # longest jti/cmd echoed back in an ack
 MAX_DETAIL: Final = 200
 MAX_TIME: Final = 2**53
-DEV_PREFIX: Final = "tcs/v1/dev/"
-GRP_PREFIX: Final = "tcs/v1/grp/"
+DEV_PREFIX: Final = wire.DEV_PREFIX
+GRP_PREFIX: Final = wire.GRP_PREFIX
 
 _CLAIMS_STR: Final = ("iss", "aud", "jti", "cmd")
 _CLAIMS_INT: Final = ("iat", "exp")
@@ -206,7 +207,7 @@ def _parse(payload: bytes) -> tuple[_Parsed | None, str, dict[str, Any] | None]:
         if not isinstance(header.get(name), str):
             return None, f"header.{name}: missing or not a string", claims
     if "typ" in header and header["typ"] != "JWT":
-        return None, f'header.typ: {_short(repr(header["typ"]))} is not "JWT"', claims
+        return None, f"header.typ: {_short(repr(header['typ']))} is not \"JWT\"", claims
     if "crit" in header:
         # RFC 7515 §4.1.11: we understand no extensions, so we may not ignore them.
         return None, "header.crit: no critical extensions are supported", claims
@@ -231,9 +232,8 @@ def _parse(payload: bytes) -> tuple[_Parsed | None, str, dict[str, Any] | None]:
 # the nine steps
 
 
-def _reject(
-    code: str, detail: str, claims: Mapping[str, Any] | None, verified_iat: int | None = None
-) -> Rejection:
+def _reject(code: str, detail: str, claims: Mapping[str, Any] | None,
+            verified_iat: int | None = None) -> Rejection:
     if len(detail) > MAX_DETAIL:
         detail = detail[: MAX_DETAIL - 3] + "..."
     jti = _echo(claims, "jti") if claims is not None else None
@@ -241,21 +241,15 @@ def _reject(
     return Rejection(code=code, detail=detail, jti=jti, cmd=cmd, verified_iat=verified_iat)
 
 
-def _steps_1_to_6(
-    payload: bytes,
-    topic: str,
-    ctx: VerifyContext,
-    now: float,
-    clock_trusted: bool,
-    time_lower_bound: float,
-) -> tuple[_Parsed, TrustKeyLike] | Rejection:
+def _steps_1_to_6(payload: bytes, topic: str, ctx: VerifyContext, now: float,
+                  clock_trusted: bool, time_lower_bound: float
+                  ) -> tuple[_Parsed, TrustKeyLike] | Rejection:
     if not isinstance(payload, bytes | bytearray | memoryview):
         return _reject("malformed", "payload is not bytes", None)
     # Size first, before a single byte is decoded (§3 step 1).
     if len(payload) > ctx.max_payload:
-        return _reject(
-            "malformed", f"payload is {len(payload)} bytes, at most {ctx.max_payload}", None
-        )
+        return _reject("malformed", f"payload is {len(payload)} bytes, at most "
+                                    f"{ctx.max_payload}", None)
     parsed, problem, claims = _parse(bytes(payload))
     if parsed is None:
         return _reject("malformed", problem, claims)
@@ -268,29 +262,21 @@ def _steps_1_to_6(
     kid = header["kid"]
     key = ctx.trust.get(kid)
     if key is None:
-        return _reject("unknown_key", f"kid {_short(kid)!r} is not a configured trust key", claims)
+        return _reject("unknown_key", f"kid {_short(kid)!r} is not a configured trust key",
+                       claims)
 
     if not verify_ed25519(bytes(key.public_key), parsed.signing_input, parsed.signature):
-        return _reject(
-            "bad_signature", f"signature does not verify with key {_short(kid)!r}", claims
-        )
+        return _reject("bad_signature", f"signature does not verify with key {_short(kid)!r}",
+                       claims)
     iat: int = claims["iat"]
 
     ours = topic_audience(topic, ctx.device_id, ctx.groups)
     if ours is None:
-        return _reject(
-            "wrong_audience",
-            f"topic {_short(topic, 80)!r} is not this device's nor one of its groups'",
-            claims,
-            iat,
-        )
+        return _reject("wrong_audience", f"topic {_short(topic, 80)!r} is not this device's "
+                                         "nor one of its groups'", claims, iat)
     if claims["aud"] != ours:
-        return _reject(
-            "wrong_audience",
-            f"aud {_short(claims['aud'])!r} does not match topic id {ours!r}",
-            claims,
-            iat,
-        )
+        return _reject("wrong_audience", f"aud {_short(claims['aud'])!r} does not match topic "
+                                         f"id {ours!r}", claims, iat)
 
     exp: int = claims["exp"]
     # An untrusted clock may be years off (RTC-less Pi after a power cut): then the
@@ -302,12 +288,8 @@ def _steps_1_to_6(
         clock = max(time_lower_bound, iat) if math.isfinite(time_lower_bound) else iat
     if exp + ctx.leeway_s < clock:
         basis = "now" if clock == now else "the latest verified iat (clock untrusted)"
-        return _reject(
-            "expired",
-            f"exp {exp} is more than {ctx.leeway_s} s before {basis} ({int(clock)})",
-            claims,
-            iat,
-        )
+        return _reject("expired", f"exp {exp} is more than {ctx.leeway_s} s before {basis} "
+                                  f"({int(clock)})", claims, iat)
     return parsed, key
 
 
@@ -319,17 +301,11 @@ def _steps_8_9(parsed: _Parsed, key: TrustKeyLike, topic: str, digest: str) -> O
 
     priority = priority_of(cmd, raw_args)
     if not any(fnmatchcase(cmd, pattern) for pattern in key.commands):
-        return _reject(
-            "not_allowed", f"key {_short(key.kid)!r} may not issue {_short(cmd)!r}", claims, iat
-        )
+        return _reject("not_allowed", f"key {_short(key.kid)!r} may not issue "
+                                      f"{_short(cmd)!r}", claims, iat)
     if priority > key.max_priority:
-        return _reject(
-            "not_allowed",
-            f"key {_short(key.kid)!r} may issue at most priority "
-            f"{key.max_priority}, this is {priority}",
-            claims,
-            iat,
-        )
+        return _reject("not_allowed", f"key {_short(key.kid)!r} may issue at most priority "
+                                      f"{key.max_priority}, this is {priority}", claims, iat)
 
     if cmd not in KNOWN_COMMANDS:
         return _reject("unknown_cmd", f"unknown command {_short(cmd)!r}", claims, iat)
@@ -337,21 +313,9 @@ def _steps_8_9(parsed: _Parsed, key: TrustKeyLike, topic: str, digest: str) -> O
         args, warnings = validate_args_warn(cmd, raw_args)
     except ArgsError as exc:
         return _reject("bad_args", exc.detail, claims, iat)
-    return Command(
-        jti=claims["jti"],
-        cmd=cmd,
-        iss=claims["iss"],
-        aud=claims["aud"],
-        iat=iat,
-        exp=claims["exp"],
-        kid=key.kid,
-        topic=topic,
-        token_digest=digest,
-        args=args,
-        priority=priority,
-        warnings=warnings,
-        raw_args=raw_args,
-    )
+    return Command(jti=claims["jti"], cmd=cmd, iss=claims["iss"], aud=claims["aud"], iat=iat,
+                   exp=claims["exp"], kid=key.kid, topic=topic, token_digest=digest, args=args,
+                   priority=priority, warnings=warnings, raw_args=raw_args)
 
 
 def _internal(exc: Exception) -> Rejection:
@@ -360,16 +324,9 @@ def _internal(exc: Exception) -> Rejection:
     return _reject("malformed", f"internal verifier error: {type(exc).__name__}", None)
 
 
-def verify_command(
-    payload: bytes,
-    topic: str,
-    ctx: VerifyContext,
-    *,
-    now: float,
-    clock_trusted: bool,
-    time_lower_bound: float,
-    seen_jti: Callable[[str], str | None],
-) -> Outcome:
+def verify_command(payload: bytes, topic: str, ctx: VerifyContext, *, now: float,
+                   clock_trusted: bool, time_lower_bound: float,
+                   seen_jti: Callable[[str], str | None]) -> Outcome:
     """Run the §3 checks in order on one received payload.
 
     `now` is the wall clock (Unix seconds); `clock_trusted` whether it is synchronised;
@@ -391,12 +348,8 @@ def verify_command(
     if stored is not None:
         if stored == digest:
             return Duplicate(jti=claims["jti"], cmd=claims["cmd"], verified_iat=claims["iat"])
-        return _reject(
-            "replayed",
-            f"jti {claims['jti']!r} was already used by another command",
-            claims,
-            claims["iat"],
-        )
+        return _reject("replayed", f"jti {claims['jti']!r} was already used by another "
+                                   "command", claims, claims["iat"])
     try:
         return _steps_8_9(parsed, key, topic, digest)
     except Exception as exc:

@@ -8,9 +8,9 @@ from typing import Any, Literal
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from agent import jws
+from agent import jws, wire
 
-PREFIX = "tcs/v1"
+PREFIX = wire.ROOT
 
 AckStatus = Literal["accepted", "rejected", "duplicate", "stale", "done", "failed"]
 Level = Literal["info", "warning", "error"]

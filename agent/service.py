@@ -36,6 +36,7 @@ from agent.jws import load_private_key
 from agent.link import Announcement, Incoming, Link, LinkSettings
 from agent.liveness import Liveness
 from agent.local_tests import via_agent
+from agent.looplag import LoopLag
 from agent.media import MediaSide
 from agent.model import ScheduleSet
 from agent.outbox import Outbox
@@ -103,6 +104,7 @@ async def _run(cfg: Config, stack: contextlib.AsyncExitStack) -> int:
     topics = Topics(cfg.device.id)
     reporter = Reporter(outbox, topics, device_key, tz)
     stop = _Stop(asyncio.Event())
+
     # One liveness registry: the watchdog pings only while every part is up.
     def show_status() -> None:
         sdnotify.notify(f"STATUS={live.status_line()}")
@@ -148,26 +150,34 @@ async def _run(cfg: Config, stack: contextlib.AsyncExitStack) -> int:
         media_path=media.path_for,
         spawn=parts.start,
         liveness=live,
+        derived_written=media.cache.trim,
         amplifier=field.amplifier,
     )
     if sound is not None:
         stack.push_async_callback(sound.stop)
+        # Decoded audio and speech count in the cache quota; what plays is kept.
+        media.cache.set_derived(storage / "pcm", sound.files_in_use)
     # Parts stop before the outputs they drive (the exit stack unwinds in reverse).
     stack.push_async_callback(parts.aclose)
 
+    lag = LoopLag(reporter.emit)
     heartbeat = Heartbeat(
         HeartbeatSources(
             storage_dir=storage,
             playing=sound.playing if sound else None,
             alert_id=sound.alert_id if sound else None,
             audio=sound.audio if sound else None,
+            # A board output's own status first, else whether its device is there.
+            display=lambda: (sound.display() if sound else None) or field.display(),
             cache=media.heartbeat,
             schedule_version=schedule_version,
             volume=lambda: int(state.get(VOLUME_KEY, 100)),
             clock=clock,
             outbox=outbox.count,
-            extra={"parts_down": lambda: live.down_parts() or None},
-            display=field.display,
+            extra={
+                "parts_down": lambda: live.down_parts() or None,
+                "loop_lag_p99_ms": lag.p99_ms,
+            },
             health=field.health,
         )
     )
@@ -175,7 +185,9 @@ async def _run(cfg: Config, stack: contextlib.AsyncExitStack) -> int:
     async def beat_now() -> None:
         if not link.connected.is_set():
             return
-        payload = dumps(heartbeat.build(rfc3339_ms(time.time(), tz)))
+        # The beat stats the cache and reads the database: off the loop.
+        beat = await asyncio.to_thread(heartbeat.build, rfc3339_ms(time.time(), tz))
+        payload = dumps(beat)
         with contextlib.suppress(Exception):
             await link.publish(topics.hb, payload, qos=0)
 
@@ -213,7 +225,7 @@ async def _run(cfg: Config, stack: contextlib.AsyncExitStack) -> int:
         on_schedule=on_schedule,
         on_volume=sound.on_volume if sound else None,
     ).register(dispatcher)
-    media.register(dispatcher)
+    media.register(dispatcher, after_prefetch=sound.predecode if sound else None)
     if sound is not None:
         sound.register(dispatcher)
 
@@ -292,6 +304,7 @@ async def _run(cfg: Config, stack: contextlib.AsyncExitStack) -> int:
     parts.start("outbox", lambda: reporter.pump(link))
     parts.start("intake", intake.run)
     parts.start("heartbeat", heartbeats)
+    parts.start("looplag", lag.run)
     stack.push_async_callback(close_link)
     watchdog = loop.create_task(sdnotify.watchdog_loop(live.healthy), name="watchdog")
     stack.push_async_callback(_cancel, [watchdog, *restarting])

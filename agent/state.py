@@ -30,16 +30,27 @@ def _encode(key: str, value: Any) -> str:
 
 
 class StateStore:
-    """Durable key/value store in `state.db`."""
+    """Durable key/value store in `state.db`.
+
+    Reads are served from memory after the first (this process is the only writer):
+    `get` is called on the event loop (clock floor, volume, schedule version) and
+    must not wait behind another thread's write and fsync.
+    """
 
     def __init__(self, db: Database) -> None:
         self._db = db
+        self._read: dict[str, str | None] = {}  # key -> stored JSON text (None: absent)
 
     def get(self, key: str, default: Any = None) -> Any:
         _check_key(key)
-        with self._db.read() as conn:
-            row = conn.execute("SELECT value FROM kv WHERE key = ?", (key,)).fetchone()
-        return default if row is None else json.loads(row[0])
+        if key in self._read:
+            text = self._read[key]
+        else:
+            with self._db.read() as conn:
+                row = conn.execute("SELECT value FROM kv WHERE key = ?", (key,)).fetchone()
+            text = None if row is None else str(row[0])
+            self._read[key] = text
+        return default if text is None else json.loads(text)
 
     def set(self, key: str, value: Any) -> None:
         """Store `value` (JSON-serialisable) under `key`; durable when this returns."""
@@ -56,12 +67,14 @@ class StateStore:
                 " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
                 encoded,
             )
+        self._read.update(encoded)  # only once durable
 
     def delete(self, key: str) -> bool:
         """Remove `key`; False if it was not set."""
         _check_key(key)
         with self._db.write() as conn:
             n = conn.execute("DELETE FROM kv WHERE key = ?", (key,)).rowcount
+        self._read[key] = None
         return n == 1
 
     def keys(self) -> list[str]:

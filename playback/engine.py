@@ -140,6 +140,7 @@ class AudioEngine:
         self._ready = asyncio.Event()
         self.stderr_tail: deque[str] = deque(maxlen=20)
         self.restarts = 0
+        self.underflows = 0  # output underruns the current player reported
 
     # ---- lifecycle ---------------------------------------------------------------
     async def start(self) -> None:
@@ -347,6 +348,7 @@ class AudioEngine:
         elif kind == "bad_command" and v is not None:
             self._finish(v, "failed", "bad_media", time.time())
         elif kind == "hb":
+            self.underflows = int(ev.get("underflows") or 0)  # this player's, since it opened
             for sid, frames in ev.get("progress", {}).items():
                 pv = self._voices.get(int(sid))
                 if pv is not None:

@@ -41,6 +41,11 @@ class Prepared:
         return sum(s.frames for s in self.segments)
 
     @property
+    def files(self) -> tuple[Path, ...]:
+        """The PCM files it reads (kept from eviction while it is prepared or playing)."""
+        return tuple(s.path for s in self.segments if s.path is not None)
+
+    @property
     def duration_s(self) -> float:
         return self.frames / self.sample_rate
 

@@ -71,6 +71,9 @@ def _emit(level: str, code: str, detail: str) -> None:
 
 def _open_cache(s: CacheSettings) -> MediaCache:
     cache = MediaCache(s.dir / "cache", s.quota_mb * MiB, emit_event=_emit)
+    # Derived files (decoded audio, speech) count in the quota; from here none is in
+    # use as far as we can know, so an eviction from here keeps to the pins.
+    cache.set_derived(s.dir / "pcm", set)
     cache.ensure_dirs()
     cache.load_pins()  # so a fetch from here never evicts what the agent needs
     return cache
@@ -92,10 +95,11 @@ def cmd_ls(args: argparse.Namespace) -> int:
         for sha in refs:
             by_sha.setdefault(sha, []).append(kind)
     objects = sorted(cache.objects(), key=lambda o: -o.mtime)
-    total = sum(o.size for o in objects)
+    derived = sorted(cache.derived(), key=lambda d: -d.mtime)
     print(
-        f"cache {cache.root}: {len(objects)} files, {_mb(total)} of {_mb(cache.quota_bytes)} "
-        f"quota, {_mb(cache.disk_free())} free on disk"
+        f"cache {cache.root}: {len(objects)} files + {len(derived)} derived, "
+        f"{_mb(cache.used_bytes())} of {_mb(cache.quota_bytes)} quota, "
+        f"{_mb(cache.disk_free())} free on disk"
     )
     if objects:
         print(f"{'SHA256':64}  {'SIZE':>10}  {'LAST USED':16}  REFERENCED BY")
@@ -112,6 +116,12 @@ def cmd_ls(args: argparse.Namespace) -> int:
     print(f"missing (referenced, not stored): {len(missing)}")
     for sha, kinds, ref in missing:
         print(f"  {sha}  {_mb(ref.size):>10}  {','.join(kinds):16}  {ref.url}")
+    if derived:
+        print(f"derived files (decoded audio, speech): {len(derived)}")
+        for d in derived:
+            used = time.strftime("%Y-%m-%d %H:%M", time.localtime(d.mtime))
+            pinned = ",".join(by_sha.get(d.source, [])) or "-"
+            print(f"  {d.path.name:72}  {_mb(d.size):>10}  {used:16}  {pinned}")
     partials: list[PartialInfo] = cache.partials()
     if partials:
         print(f"partial downloads: {len(partials)}")

@@ -41,6 +41,7 @@ QUARANTINE_DIR = ".quarantine"
 PINS_FILE = "pins.json"
 QUARANTINE_KEEP = 4
 MiB = 1 << 20
+TEMP_STALE_S = 3600.0  # a derived temp file older than this was left by a crash
 SIDECAR_SLACK = 4096  # a partial's metadata file, so the quota holds to the byte
 
 
@@ -55,6 +56,18 @@ class StoredObject:
     sha256: str
     size: int
     mtime: float  # last use (LRU clock)
+
+
+@dataclass(frozen=True)
+class DerivedFile:
+    """A file made from media (decoded PCM, a speech render): counted in the quota,
+    evicted by the same rules. `source` is what it was made from: the media's SHA-256,
+    or for speech the hash of voice and text."""
+
+    path: Path
+    source: str
+    size: int
+    mtime: float
 
 
 @dataclass(frozen=True)
@@ -139,6 +152,15 @@ class MediaCache:
         self._verified: dict[str, tuple[int, int, float]] = {}  # sha -> (ino, size, when)
         self._active: dict[str, int] = {}  # partials this process is writing -> full size
         self._last_event: dict[tuple[str, str], float] = {}
+        self.derived_dir: Path | None = None
+        self._in_use: Callable[[], set[Path]] = set
+
+    def set_derived(self, folder: Path, in_use: Callable[[], set[Path]]) -> None:
+        """Count the files derived from media under `folder` (decoded audio, speech,
+        later rendered slides) in the quota and evict them by the same rules; never
+        one in `in_use()` (what is prepared, sounding or showing now)."""
+        self.derived_dir = folder
+        self._in_use = in_use
 
     # ---- paths -----------------------------------------------------------------
 
@@ -245,9 +267,33 @@ class MediaCache:
             total += obj.size
         return CacheStats(items, total)
 
+    def derived(self) -> list[DerivedFile]:
+        """Every derived file (see `set_derived`), anywhere under its folder."""
+        if self.derived_dir is None:
+            return []
+        out: list[DerivedFile] = []
+        stack = [self.derived_dir]
+        while stack:
+            folder = stack.pop()
+            try:
+                entries = list(os.scandir(folder))
+            except (FileNotFoundError, NotADirectoryError):
+                continue
+            for e in entries:
+                try:
+                    if e.is_dir(follow_symlinks=False):
+                        stack.append(Path(e.path))
+                        continue
+                    st = e.stat(follow_symlinks=False)
+                except FileNotFoundError:
+                    continue
+                source = e.name.split(".", 1)[0]
+                out.append(DerivedFile(Path(e.path), source, st.st_size, st.st_mtime))
+        return out
+
     def used_bytes(self) -> int:
-        """Everything the cache holds on disk: objects, partials, quarantine."""
-        total = self.stats().bytes
+        """Everything the cache holds on disk: objects, partials, quarantine, derived."""
+        total = self.stats().bytes + sum(d.size for d in self.derived())
         for d in (self.partial_dir, self.quarantine_dir):
             with contextlib.suppress(FileNotFoundError):
                 for e in os.scandir(d):
@@ -355,6 +401,11 @@ class MediaCache:
             )
         return None
 
+    def trim(self) -> bool:
+        """Evict until everything is back within the quota (after derived files were
+        written, which no download reserved room for). Returns whether it fits."""
+        return self.evict_for(0)
+
     def evict_for(self, nbytes: int, *, exclude: str | None = None) -> bool:
         """Free room for `nbytes` by deleting least recently used unpinned files.
 
@@ -366,7 +417,7 @@ class MediaCache:
             return True
         for path in self._eviction_candidates():
             with contextlib.suppress(FileNotFoundError):
-                path.unlink()
+                path.unlink()  # (a file in use stays readable by whoever has it open)
                 if path.suffix == ".part":
                     path.with_suffix(".json").unlink(missing_ok=True)
             self._verified.pop(path.name, None)
@@ -385,6 +436,20 @@ class MediaCache:
                 if p.stem not in pinned and p.stem not in self._active and not is_locked(p)
             ]
             yield from sorted(parts, key=_mtime)
+        # Derived files are cheaper to make again than media to fetch: first those of
+        # media nothing pins (and speech), oldest first; never one in use now.
+        # A dot-file is being written (decode/speech temp); one an hour old was left by
+        # a crash.
+        in_use = self._in_use()
+        stale = time.time() - TEMP_STALE_S
+        derived = [
+            d
+            for d in self.derived()
+            if d.path not in in_use and (not d.path.name.startswith(".") or d.mtime < stale)
+        ]
+        for d in sorted(derived, key=lambda d: d.mtime):
+            if d.source not in pinned:
+                yield d.path
         lru = sorted((o for o in self.objects() if o.sha256 not in pinned), key=lambda o: o.mtime)
         for obj in lru:
             yield self.object_path(obj.sha256)

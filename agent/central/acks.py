@@ -54,9 +54,8 @@ class AckTracker:
     replay demonstration).
     """
 
-    def __init__(
-        self, jti: str, cmd: str, expected: frozenset[str] | None, tokens: int = 1
-    ) -> None:
+    def __init__(self, jti: str, cmd: str, expected: frozenset[str] | None,
+                 tokens: int = 1) -> None:
         self.jti = jti
         self.long_running = is_long_running(cmd)
         self.expected = expected

@@ -15,9 +15,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from agent import wire
+
 ID_RE = re.compile(r"^[a-z0-9][a-z0-9-]{2,63}$")
-PREFIX = "tcs/v1"
-DEVICE_REPORTS = ("state", "hb", "ack", "proof", "event")
+PREFIX = wire.ROOT
+DEVICE_REPORTS = wire.DEVICE_REPORTS
 
 
 @dataclass(frozen=True)

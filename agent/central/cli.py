@@ -44,14 +44,8 @@ def _add_common(p: argparse.ArgumentParser, *, top: bool) -> None:
     # from overwriting a value given before the subcommand with its default.
     d: dict[str, Any] = {} if top else {"default": argparse.SUPPRESS}
     g = p.add_argument_group("console settings (override central.toml)")
-    g.add_argument(
-        "-c",
-        "--config",
-        type=Path,
-        metavar="FILE",
-        **d,
-        help="console config TOML (relative paths resolve against its folder)",
-    )
+    g.add_argument("-c", "--config", type=Path, metavar="FILE", **d,
+                   help="console config TOML (relative paths resolve against its folder)")
     g.add_argument("--broker", metavar="URL", **d, help="mqtt://host:port or mqtts://host:port")
     g.add_argument("--username", **d)
     g.add_argument("--password-file", metavar="FILE", **d)
@@ -74,11 +68,8 @@ def build_parser() -> argparse.ArgumentParser:
     kg = sub.add_parser("keygen", help="create a trust key pair, print its [[trust]] block")
     kg.add_argument("--kid", required=True)
     kg.add_argument("--out", required=True, type=Path, help="private key file (PEM, 0600)")
-    kg.add_argument(
-        "--commands",
-        default=DEFAULT_COMMANDS,
-        help=f"comma-separated glob patterns (default {DEFAULT_COMMANDS})",
-    )
+    kg.add_argument("--commands", default=DEFAULT_COMMANDS,
+                    help=f"comma-separated glob patterns (default {DEFAULT_COMMANDS})")
     kg.add_argument("--max-priority", type=int, default=100)
 
     sd = sub.add_parser("send", help="sign and publish a command")
@@ -90,13 +81,8 @@ def build_parser() -> argparse.ArgumentParser:
     source = sd.add_mutually_exclusive_group()
     source.add_argument("--args", dest="args_json", metavar="JSON")
     source.add_argument("--args-file", type=Path, metavar="FILE")
-    sd.add_argument(
-        "--set",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="set an argument (a.b=value; JSON if it parses, else a string)",
-    )
+    sd.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                    help="set an argument (a.b=value; JSON if it parses, else a string)")
     sd.add_argument("--ttl", type=int, default=300, metavar="SECONDS")
     sd.add_argument("--jti")
     sd.add_argument("--retain", action="store_true")
@@ -112,12 +98,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     acl = sub.add_parser("acl", help="print the mosquitto ACL for enrolled devices")
     acl.add_argument("devices_file", type=Path, metavar="DEVICES.toml")
-    acl.add_argument(
-        "--console-user",
-        action="append",
-        metavar="USER",
-        help="console user names (default: central)",
-    )
+    acl.add_argument("--console-user", action="append", metavar="USER",
+                     help="console user names (default: central)")
     return parser
 
 
@@ -159,15 +141,8 @@ def _cmd_send(ns: argparse.Namespace) -> int:
         sys.stderr.write(f"warning: {warning}\n")
     request = SendRequest(
         target_kind="device" if ns.device else "group",
-        target=ns.device or ns.group,
-        cmd=ns.cmd,
-        args=_request_args(ns),
-        ttl_s=ns.ttl,
-        jti=ns.jti,
-        retain=ns.retain,
-        qos=ns.qos,
-        wait_ack_s=ns.wait_ack,
-        tamper=ns.tamper,
+        target=ns.device or ns.group, cmd=ns.cmd, args=_request_args(ns), ttl_s=ns.ttl,
+        jti=ns.jti, retain=ns.retain, qos=ns.qos, wait_ack_s=ns.wait_ack, tamper=ns.tamper,
         json_out=ns.json,
     )
     if request.wait_ack_s is not None and request.wait_ack_s <= 0:
@@ -210,7 +185,8 @@ def _cmd_acl(ns: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     ns = build_parser().parse_args(argv)
-    handlers = {"keygen": _cmd_keygen, "send": _cmd_send, "watch": _cmd_watch, "acl": _cmd_acl}
+    handlers = {"keygen": _cmd_keygen, "send": _cmd_send, "watch": _cmd_watch,
+                "acl": _cmd_acl}
     try:
         return handlers[ns.command](ns)
     except SettingsError as exc:

@@ -54,9 +54,8 @@ def render_trust_block(block: TrustBlock, key_file: Path) -> str:
     return "\n".join(lines) + "\n"
 
 
-def keygen(
-    kid: str, out: Path, commands: str = DEFAULT_COMMANDS, max_priority: int = 100
-) -> TrustBlock:
+def keygen(kid: str, out: Path, commands: str = DEFAULT_COMMANDS,
+           max_priority: int = 100) -> TrustBlock:
     """Create the private key at `out` (0600, never overwriting) and describe it.
 
     Raises ValueError for bad input, FileExistsError if `out` exists.
@@ -70,10 +69,5 @@ def keygen(
         raise FileExistsError(f"{out} already exists; refusing to overwrite a signing key")
     key = jws.create_private_key(out)
     raw = jws.public_raw(key)
-    return TrustBlock(
-        kid=kid,
-        public_key=jws.b64url_encode(raw),
-        commands=patterns,
-        max_priority=max_priority,
-        fingerprint=jws.fingerprint(raw),
-    )
+    return TrustBlock(kid=kid, public_key=jws.b64url_encode(raw), commands=patterns,
+                      max_priority=max_priority, fingerprint=jws.fingerprint(raw))

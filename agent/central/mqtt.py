@@ -6,17 +6,12 @@ import ssl
 
 import aiomqtt
 
+from agent import wire
 from agent.central.settings import BrokerSettings
 
-TOPIC_PREFIX = "tcs/v1"
-
-
-def device_topic(device: str, leaf: str) -> str:
-    return f"{TOPIC_PREFIX}/dev/{device}/{leaf}"
-
-
-def group_topic(group: str, leaf: str) -> str:
-    return f"{TOPIC_PREFIX}/grp/{group}/{leaf}"
+TOPIC_PREFIX = wire.ROOT
+device_topic = wire.device_topic
+group_topic = wire.group_topic
 
 
 def tls_context(broker: BrokerSettings) -> ssl.SSLContext | None:

@@ -55,7 +55,6 @@ def check_proof(token: str, device: str, keys: Mapping[str, bytes]) -> ProofChec
         return ProofCheck("UNKNOWN DEVICE", f"{device} has no enrolled public key", claims)
     signing_input = token.rpartition(".")[0].encode("ascii")
     if not jws.verify_ed25519(public, signing_input, signature):
-        return ProofCheck(
-            "FORGED", f"signature does not verify with {device}'s enrolled key", claims
-        )
+        return ProofCheck("FORGED", f"signature does not verify with {device}'s enrolled key",
+                          claims)
     return ProofCheck("VERIFIED", "", claims)

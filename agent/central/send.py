@@ -62,36 +62,19 @@ def _other_audience(target: str, devices: Sequence[DeviceEntry]) -> str:
 
 
 def prepare(
-    request: SendRequest,
-    signing: SigningSettings,
-    key: Ed25519PrivateKey,
-    devices: Sequence[DeviceEntry] | None,
-    now: int,
+    request: SendRequest, signing: SigningSettings, key: Ed25519PrivateKey,
+    devices: Sequence[DeviceEntry] | None, now: int,
 ) -> Prepared:
     """Everything to publish and to wait for; pure apart from the random jti."""
     notes: list[str] = []
     if request.cmd not in KNOWN_COMMANDS:
-        notes.append(
-            f"warning: {request.cmd!r} is not in the catalogue; "
-            "devices will reject it (unknown_cmd)"
-        )
+        notes.append(f"warning: {request.cmd!r} is not in the catalogue; "
+                     "devices will reject it (unknown_cmd)")
     jti = request.jti or new_jti()
-    claims = build_claims(
-        iss=signing.issuer,
-        aud=request.target,
-        cmd=request.cmd,
-        args=request.args,
-        now=now,
-        ttl_s=request.ttl_s,
-        jti=jti,
-    )
-    tokens = make_tokens(
-        key,
-        signing.kid,
-        claims,
-        request.tamper,
-        other_aud=_other_audience(request.target, devices or ()),
-    )
+    claims = build_claims(iss=signing.issuer, aud=request.target, cmd=request.cmd,
+                          args=request.args, now=now, ttl_s=request.ttl_s, jti=jti)
+    tokens = make_tokens(key, signing.kid, claims, request.tamper,
+                         other_aud=_other_audience(request.target, devices or ()))
     if request.target_kind == "device":
         topic = device_topic(request.target, "cmd")
         expected: frozenset[str] | None = frozenset({request.target})
@@ -102,16 +85,11 @@ def prepare(
         if devices is None:
             notes.append("no devices file: listening to every device's acks until the deadline")
         elif not members:
-            notes.append(
-                f"no enrolled device is in group {request.target}: "
-                "listening to every device's acks until the deadline"
-            )
+            notes.append(f"no enrolled device is in group {request.target}: "
+                         "listening to every device's acks until the deadline")
         expected = members or None
-        ack_topics = (
-            [device_topic(d, "ack") for d in sorted(members)]
-            if members
-            else [device_topic("+", "ack")]
-        )
+        ack_topics = ([device_topic(d, "ack") for d in sorted(members)] if members
+                      else [device_topic("+", "ack")])
     return Prepared(topic, jti, tokens, ack_topics, expected, notes)
 
 
@@ -120,9 +98,8 @@ def _emit(out: TextIO, request: SendRequest, text: str, data: dict[str, Any]) ->
     out.flush()
 
 
-async def _collect(
-    client: aiomqtt.Client, tracker: AckTracker, request: SendRequest, out: TextIO, wait_s: float
-) -> None:
+async def _collect(client: aiomqtt.Client, tracker: AckTracker, request: SendRequest,
+                   out: TextIO, wait_s: float) -> None:
     try:
         async with asyncio.timeout(wait_s):
             async for message in client.messages:
@@ -139,17 +116,13 @@ async def _collect(
         return
 
 
-async def publish(
-    broker: BrokerSettings,
-    request: SendRequest,
-    prepared: Prepared,
-    out: TextIO = sys.stdout,
-    err: TextIO = sys.stderr,
-) -> int:
+async def publish(broker: BrokerSettings, request: SendRequest, prepared: Prepared,
+                  out: TextIO = sys.stdout, err: TextIO = sys.stderr) -> int:
     """Publish the token(s); with `wait_ack_s`, print acks and return the exit code."""
     for note in prepared.notes:
         err.write(note + "\n")
-    tracker = AckTracker(prepared.jti, request.cmd, prepared.expected, tokens=len(prepared.tokens))
+    tracker = AckTracker(prepared.jti, request.cmd, prepared.expected,
+                         tokens=len(prepared.tokens))
     connected = False
     try:
         async with make_client(broker) as client:
@@ -158,37 +131,24 @@ async def publish(
                 # Subscribe first: an ack can arrive before our publish returns.
                 await client.subscribe([(t, 1) for t in prepared.ack_topics])
             for signed in prepared.tokens:
-                await client.publish(
-                    prepared.topic, signed.token, qos=request.qos, retain=request.retain
-                )
+                await client.publish(prepared.topic, signed.token, qos=request.qos,
+                                     retain=request.retain)
                 flags = f"qos {request.qos}" + (", retained" if request.retain else "")
                 note = f" [{signed.note}]" if signed.note else ""
-                _emit(
-                    out,
-                    request,
-                    f"jti {prepared.jti}\nsent {request.cmd} to {prepared.topic} ({flags}){note}",
-                    {
-                        "sent": {
-                            "jti": prepared.jti,
-                            "cmd": request.cmd,
-                            "topic": prepared.topic,
-                            "tamper": request.tamper,
-                            "note": signed.note or None,
-                            "token": signed.token,
-                        }
-                    },
-                )
+                _emit(out, request,
+                      f"jti {prepared.jti}\nsent {request.cmd} to {prepared.topic} ({flags}){note}",
+                      {"sent": {"jti": prepared.jti, "cmd": request.cmd,
+                                "topic": prepared.topic, "tamper": request.tamper,
+                                "note": signed.note or None, "token": signed.token}})
             if request.wait_ack_s is None:
                 return 0
             await _collect(client, tracker, request, out, request.wait_ack_s)
     except aiomqtt.MqttError as exc:
         err.write(f"error: broker {broker.url}: {exc}\n")
         if connected:
-            err.write(
-                f"error: connection lost; is another client logged in as "
-                f"{broker.client_id!r} (a running watch)? The broker allows one "
-                "connection per user.\n"
-            )
+            err.write(f"error: connection lost; is another client logged in as "
+                      f"{broker.client_id!r} (a running watch)? The broker allows one "
+                      "connection per user.\n")
         return EXIT_BROKER
     for device in tracker.missing():
         err.write(f"no ack from {device} within {request.wait_ack_s:g} s\n")

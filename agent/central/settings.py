@@ -85,13 +85,8 @@ class CentralSettings:
 class _Collector:
     """Merges file values and flag overrides, remembering where each came from."""
 
-    def __init__(
-        self,
-        source: Path | None,
-        file_values: Mapping[str, Any],
-        overrides: Mapping[str, Any],
-        cwd: Path,
-    ) -> None:
+    def __init__(self, source: Path | None, file_values: Mapping[str, Any],
+                 overrides: Mapping[str, Any], cwd: Path) -> None:
         self.source = source
         self.file_values = file_values
         self.overrides = overrides
@@ -135,7 +130,8 @@ class _Collector:
             return None
         return path
 
-    def get_number(self, key: str, default: float, lo: float, hi: float, *, integer: bool) -> float:
+    def get_number(self, key: str, default: float, lo: float, hi: float,
+                   *, integer: bool) -> float:
         value = self.raw(key)
         if value is None:
             return default
@@ -145,10 +141,8 @@ class _Collector:
             except ValueError:
                 self.problem(key, f"must be a number, not {value!r}")
                 return default
-        if (
-            isinstance(value, bool)
-            or not isinstance(value, int | float)
-            or (integer and not isinstance(value, int))
+        if isinstance(value, bool) or not isinstance(value, int | float) or (
+            integer and not isinstance(value, int)
         ):
             self.problem(key, f"must be {'an integer' if integer else 'a number'}, not {value!r}")
             return default
@@ -221,7 +215,9 @@ def _broker(c: _Collector, warnings: list[str]) -> BrokerSettings | None:
     timeout = c.get_number("broker.connect_timeout_s", 10.0, 0.5, 300, integer=False)
     if (c.raw("broker.cert_file") is None) != (c.raw("broker.key_file") is None):
         c.problem("broker.cert_file", "cert_file and key_file (mTLS) go together")
-    if username is None and c.raw("broker.cert_file") is None and c.raw("broker.username") is None:
+    if username is None and c.raw("broker.cert_file") is None and c.raw(
+        "broker.username"
+    ) is None:
         c.problem("broker.username", "is required unless cert_file/key_file (mTLS) are set")
     if url is None or len(c.problems) > before:
         return None
@@ -232,18 +228,9 @@ def _broker(c: _Collector, warnings: list[str]) -> BrokerSettings | None:
             "in clear; use mqtts:// outside tests"
         )
     return BrokerSettings(
-        url=text,
-        scheme=scheme,
-        host=host,
-        port=port,
-        tls=scheme == "mqtts",
-        username=username,
-        password=password,
-        ca_file=ca_file,
-        cert_file=cert_file,
-        key_file=key_file,
-        keepalive_s=keepalive,
-        connect_timeout_s=timeout,
+        url=text, scheme=scheme, host=host, port=port, tls=scheme == "mqtts",
+        username=username, password=password, ca_file=ca_file, cert_file=cert_file,
+        key_file=key_file, keepalive_s=keepalive, connect_timeout_s=timeout,
     )
 
 
@@ -296,9 +283,6 @@ def load_settings(
     if c.problems:
         raise SettingsError(c.problems)
     return CentralSettings(
-        source=source,
-        broker=broker,
-        signing=signing,
-        devices_file=devices_file,
+        source=source, broker=broker, signing=signing, devices_file=devices_file,
         warnings=tuple(warnings),
     )

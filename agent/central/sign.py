@@ -18,7 +18,7 @@ from typing import Any, Literal
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from agent import jws
+from agent import jws, wire
 
 Tamper = Literal["signature", "expired", "alg-none", "hs256", "wrong-aud", "replay"]
 TAMPERS: tuple[Tamper, ...] = ("signature", "expired", "alg-none", "hs256", "wrong-aud", "replay")
@@ -28,26 +28,10 @@ MAX_JTI = 64
 # Far beyond the device's 30 s leeway, so `expired` never depends on clock skew.
 EXPIRED_AGO_S = 3600
 
-KNOWN_COMMANDS: tuple[str, ...] = (
-    "schedule.set",
-    "alert.start",
-    "alert.stop",
-    "alert.cap",
-    "live.start",
-    "live.stop",
-    "volume.set",
-    "media.prefetch",
-    "status.request",
-    "test.run",
-    "agent.restart",
-)
-# PROTOCOL §6.3: these get a second ack, done or failed.
-LONG_RUNNING_PREFIXES: tuple[str, ...] = ("alert.", "live.")
-LONG_RUNNING: frozenset[str] = frozenset({"test.run", "media.prefetch"})
-
-
-def is_long_running(cmd: str) -> bool:
-    return cmd in LONG_RUNNING or cmd.startswith(LONG_RUNNING_PREFIXES)
+# The command table is shared with the agent (agent/wire.py, PROTOCOL §4, §6.3).
+KNOWN_COMMANDS: tuple[str, ...] = tuple(wire.COMMANDS)
+LONG_RUNNING: frozenset[str] = wire.LONG_RUNNING
+is_long_running = wire.is_long_running
 
 
 @dataclass(frozen=True)
@@ -65,13 +49,7 @@ def new_jti() -> str:
 
 
 def build_claims(
-    *,
-    iss: str,
-    aud: str,
-    cmd: str,
-    args: dict[str, Any],
-    now: int,
-    ttl_s: int,
+    *, iss: str, aud: str, cmd: str, args: dict[str, Any], now: int, ttl_s: int,
     jti: str,
 ) -> dict[str, Any]:
     """The §3 claims. Raises ValueError naming the bad input."""
@@ -85,15 +63,8 @@ def build_claims(
         raise ValueError("issuer is empty")
     if not cmd:
         raise ValueError("command name is empty")
-    return {
-        "iss": iss,
-        "aud": aud,
-        "jti": jti,
-        "iat": now,
-        "exp": now + ttl_s,
-        "cmd": cmd,
-        "args": args,
-    }
+    return {"iss": iss, "aud": aud, "jti": jti, "iat": now, "exp": now + ttl_s,
+            "cmd": cmd, "args": args}
 
 
 def header_for(kid: str, alg: str = "EdDSA") -> dict[str, Any]:
@@ -106,19 +77,13 @@ def sign(key: Ed25519PrivateKey, kid: str, claims: dict[str, Any], note: str = "
 
 
 def _unsigned_parts(header: dict[str, Any], claims: dict[str, Any]) -> str:
-    return (
-        f"{jws.b64url_encode(jws.canonical_json(header))}."
-        f"{jws.b64url_encode(jws.canonical_json(claims))}"
-    )
+    return (f"{jws.b64url_encode(jws.canonical_json(header))}."
+            f"{jws.b64url_encode(jws.canonical_json(claims))}")
 
 
 def make_tokens(
-    key: Ed25519PrivateKey,
-    kid: str,
-    claims: dict[str, Any],
-    tamper: Tamper | None,
-    *,
-    other_aud: str | None = None,
+    key: Ed25519PrivateKey, kid: str, claims: dict[str, Any], tamper: Tamper | None,
+    *, other_aud: str | None = None,
 ) -> list[SignedCommand]:
     """The token(s) to publish, in order, for honest claims and an optional tamper.
 
@@ -134,14 +99,8 @@ def make_tokens(
         head, _, sig = honest.token.rpartition(".")
         raw = bytearray(jws.b64url_decode(sig))
         raw[0] ^= 0x01  # one flipped bit: otherwise perfect, and still refused
-        return [
-            SignedCommand(
-                f"{head}.{jws.b64url_encode(bytes(raw))}",
-                honest.header,
-                claims,
-                "signature: one bit flipped",
-            )
-        ]
+        return [SignedCommand(f"{head}.{jws.b64url_encode(bytes(raw))}", honest.header,
+                              claims, "signature: one bit flipped")]
     if tamper == "expired":
         exp = int(claims["iat"]) - EXPIRED_AGO_S
         ttl = int(claims["exp"]) - int(claims["iat"])
@@ -150,41 +109,25 @@ def make_tokens(
     if tamper == "alg-none":
         header = header_for(kid, "none")
         # RFC 7519 §6: an unsecured JWS has an empty signature part.
-        return [
-            SignedCommand(
-                _unsigned_parts(header, claims) + ".", header, claims, "alg-none: unsigned"
-            )
-        ]
+        return [SignedCommand(_unsigned_parts(header, claims) + ".", header, claims,
+                              "alg-none: unsigned")]
     if tamper == "hs256":
         header = header_for(kid, "HS256")
         signing_input = _unsigned_parts(header, claims)
         # The classic key-confusion attack: HMAC keyed with the (public) verifying key.
         mac = hmac.new(jws.public_raw(key), signing_input.encode("ascii"), hashlib.sha256)
-        return [
-            SignedCommand(
-                f"{signing_input}.{jws.b64url_encode(mac.digest())}",
-                header,
-                claims,
-                "hs256: HMAC keyed with the public key",
-            )
-        ]
+        return [SignedCommand(f"{signing_input}.{jws.b64url_encode(mac.digest())}", header,
+                              claims, "hs256: HMAC keyed with the public key")]
     if tamper == "wrong-aud":
         if not other_aud or other_aud == claims["aud"]:
             raise ValueError("wrong-aud needs an audience other than the target")
-        return [
-            sign(
-                key,
-                kid,
-                {**claims, "aud": other_aud},
-                f"wrong-aud: aud {other_aud} published to {claims['aud']}",
-            )
-        ]
+        return [sign(key, kid, {**claims, "aud": other_aud},
+                     f"wrong-aud: aud {other_aud} published to {claims['aud']}")]
     if tamper == "replay":
         first = sign(key, kid, claims, "replay: original")
         # Same jti, different bytes: one second more of validity.
-        second = sign(
-            key, kid, {**claims, "exp": int(claims["exp"]) + 1}, "replay: same jti, different token"
-        )
+        second = sign(key, kid, {**claims, "exp": int(claims["exp"]) + 1},
+                      "replay: same jti, different token")
         return [first, second]
     raise ValueError(f"unknown tamper {tamper!r}; choose from {', '.join(TAMPERS)}")
 

@@ -41,13 +41,8 @@ class LogLine:
     data: dict[str, Any] = field(default_factory=dict)
 
     def as_json(self) -> dict[str, Any]:
-        return {
-            "kind": self.kind,
-            "device": self.device,
-            "loud": self.loud,
-            "text": self.text,
-            **self.data,
-        }
+        return {"kind": self.kind, "device": self.device, "loud": self.loud, "text": self.text,
+                **self.data}
 
 
 def _age(seconds: float | None) -> str:
@@ -97,16 +92,8 @@ class Board:
         if not row.enrolled:
             status += " (not enrolled)"
         age = None if row.hb_received is None else now - row.hb_received
-        return (
-            row.id,
-            status,
-            _age(age),
-            _text(row.schedule_version),
-            _text(row.playing),
-            _text(row.alert_id),
-            _text(row.volume),
-            _text(row.outbox),
-        )
+        return (row.id, status, _age(age), _text(row.schedule_version), _text(row.playing),
+                _text(row.alert_id), _text(row.volume), _text(row.outbox))
 
     def row_line(self, device: str, now: float) -> str:
         c = self.cells(self.rows[device], now)
@@ -116,9 +103,8 @@ class Board:
     def render(self, now: float) -> str:
         table = [COLUMNS] + [self.cells(self.rows[d], now) for d in sorted(self.rows)]
         widths = [max(len(r[i]) for r in table) for i in range(len(COLUMNS))]
-        return "\n".join(
-            "  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)).rstrip() for r in table
-        )
+        return "\n".join("  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)).rstrip()
+                         for r in table)
 
     def handle(self, topic: str, payload: bytes, now: float) -> list[LogLine]:
         """Apply one message; return the lines to log. Never raises on bad input."""
@@ -137,7 +123,8 @@ class Board:
         except (json.JSONDecodeError, UnicodeDecodeError):
             data = None
         if not isinstance(data, dict):
-            return [LogLine("warning", device, f"{device}: {kind} is not a JSON object", loud=True)]
+            return [LogLine("warning", device, f"{device}: {kind} is not a JSON object",
+                            loud=True)]
         if kind == "state":
             return [self._state(device, data, now)]
         if kind == "hb":
@@ -153,13 +140,8 @@ class Board:
         if isinstance(data.get("agent_version"), str):
             row.agent_version = data["agent_version"]
         row.schedule_version = _int_or_none(data.get("schedule_version"))
-        return LogLine(
-            "state",
-            device,
-            f"{self.row_line(device, now)} at={data.get('at')}",
-            loud=row.online is False,
-            data={"state": data},
-        )
+        return LogLine("state", device, f"{self.row_line(device, now)} at={data.get('at')}",
+                       loud=row.online is False, data={"state": data})
 
     def _heartbeat(self, device: str, data: dict[str, Any], now: float) -> LogLine:
         row = self._row(device)
@@ -181,9 +163,8 @@ class Board:
         text += f" cmd={data.get('cmd')} jti={data.get('jti')}"
         if data.get("detail"):
             text += f" ({data['detail']})"
-        return LogLine(
-            "ack", device, text, loud=status in ("rejected", "failed"), data={"ack": data}
-        )
+        return LogLine("ack", device, text, loud=status in ("rejected", "failed"),
+                       data={"ack": data})
 
     def _event(self, device: str, data: dict[str, Any]) -> LogLine:
         level = str(data.get("level"))
@@ -197,19 +178,13 @@ class Board:
             token = ""
         check = check_proof(token, device, self.keys)
         claims = check.claims or {}
-        what = claims.get("item_id") or claims.get("alert_id") or claims.get("session_id")
-        summary = (
-            f"{claims.get('kind')} {what} outcome={claims.get('outcome')}"
-            + (f" reason={claims['reason']}" if claims.get("reason") else "")
-            + (f" played_ms={claims['played_ms']}" if "played_ms" in claims else "")
-        )
+        what = (claims.get("item_id") or claims.get("alert_id") or claims.get("session_id"))
+        summary = (f"{claims.get('kind')} {what} outcome={claims.get('outcome')}"
+                   + (f" reason={claims['reason']}" if claims.get("reason") else "")
+                   + (f" played_ms={claims['played_ms']}" if "played_ms" in claims else ""))
         data = {"verdict": check.verdict, "reason": check.reason or None, "proof": claims}
         if check.verdict == "VERIFIED":
             return LogLine("proof", device, f"proof {device} VERIFIED {summary}", data=data)
-        return LogLine(
-            "proof",
-            device,
-            f"!!! proof {device} {check.verdict} ({check.reason}) {summary} !!!",
-            loud=True,
-            data=data,
-        )
+        return LogLine("proof", device,
+                       f"!!! proof {device} {check.verdict} ({check.reason}) {summary} !!!",
+                       loud=True, data=data)

@@ -36,16 +36,8 @@ TAKEOVER_HINT = (
 class Printer:
     """Where the board goes: a redrawn screen on a TTY, appended lines otherwise."""
 
-    def __init__(
-        self,
-        board: Board,
-        out: TextIO,
-        err: TextIO,
-        *,
-        tty: bool,
-        json_out: bool,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
+    def __init__(self, board: Board, out: TextIO, err: TextIO, *, tty: bool,
+                 json_out: bool, clock: Callable[[], float] = time.monotonic) -> None:
         self.board = board
         self.out = out
         self.err = err
@@ -76,21 +68,16 @@ class Printer:
     def redraw(self) -> None:
         if not self.tty:
             return
-        lines = [
-            CLEAR + f"tcs-central watch  [{self.status}]",
-            "",
-            self.board.render(self.clock()),
-            "",
-        ]
+        lines = [CLEAR + f"tcs-central watch  [{self.status}]", "",
+                 self.board.render(self.clock()), ""]
         for entry in self.tail:
             lines.append(f"{LOUD}{entry.text}{RESET}" if entry.loud else entry.text)
         self.out.write("\n".join(lines) + "\n")
         self.out.flush()
 
 
-async def _session(
-    broker: BrokerSettings, board: Board, printer: Printer, on_subscribed: Callable[[], None] | None
-) -> None:
+async def _session(broker: BrokerSettings, board: Board, printer: Printer,
+                   on_subscribed: Callable[[], None] | None) -> None:
     """One connection: subscribe and feed messages until the broker goes away.
 
     Returns normally when a connection that lived STABLE_S is lost (so back-off
@@ -127,9 +114,8 @@ async def _ticker(printer: Printer) -> None:
         await asyncio.sleep(1.0)
 
 
-async def _forever(
-    broker: BrokerSettings, board: Board, printer: Printer, on_subscribed: Callable[[], None] | None
-) -> None:
+async def _forever(broker: BrokerSettings, board: Board, printer: Printer,
+                   on_subscribed: Callable[[], None] | None) -> None:
     def before_sleep(state: RetryCallState) -> None:
         wait = state.next_action.sleep if state.next_action else 0
         exc = state.outcome.exception() if state.outcome else None
@@ -148,12 +134,8 @@ async def _forever(
 
 
 async def run_watch(
-    broker: BrokerSettings,
-    board: Board,
-    printer: Printer,
-    *,
-    duration_s: float | None = None,
-    on_subscribed: Callable[[], None] | None = None,
+    broker: BrokerSettings, board: Board, printer: Printer, *,
+    duration_s: float | None = None, on_subscribed: Callable[[], None] | None = None,
 ) -> int:
     """Watch until `duration_s` passes (None: until cancelled). Returns the exit code."""
     ticker = asyncio.create_task(_ticker(printer)) if printer.tty else None

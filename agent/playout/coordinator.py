@@ -95,6 +95,9 @@ class AlertCoordinator:
                 errors.append(f"{out.name}: {e}"[:200])
                 continue
             placed.append((lp, ActiveAlert(args, programme, tuple(shas), since)))
+        trim = self.loops[0].d.derived_written
+        if trim is not None:
+            await asyncio.to_thread(trim)  # speech renders are derived files too
         if not placed:
             return Result(
                 ok=False, code="bad_media", detail="; ".join(errors)[:200], warnings=warnings

@@ -30,6 +30,7 @@ from agent.model import LiveStart, LiveStop
 from agent.playout.proofs import segment_proof
 from agent.protocol import Command
 from agent.scheduler import ActiveSource, source_key
+from agent.wire import proof_id
 from playback.live import LiveEnd, LiveStream, LiveUnavailable, check_url, vlc_unavailable
 
 log = logging.getLogger(__name__)
@@ -214,7 +215,7 @@ class LiveRelay:
             heard = await self.heard(end.started_wall, end.ended_wall)
         await self.proof(
             segment_proof(
-                proof_id=f"{s.key}#{(end.started_wall or s.since.timestamp()):.3f}",
+                proof_id=proof_id(s.key, end.started_wall or s.since.timestamp()),
                 kind="live",
                 subject_id=s.args.session_id,
                 tz=self.tz,
@@ -232,7 +233,7 @@ class LiveRelay:
     async def _unplayed_proof(self, s: LiveSession) -> None:
         await self.proof(
             segment_proof(
-                proof_id=f"{s.key}#{s.since.timestamp():.3f}#unplayed",
+                proof_id=proof_id(s.key, s.since.timestamp(), tag="unplayed"),
                 kind="live",
                 subject_id=s.args.session_id,
                 tz=self.tz,

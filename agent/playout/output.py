@@ -62,7 +62,9 @@ class Media(Protocol):
     """Something an output prepared and can start at once (its own opaque type).
 
     The audio engine's `playback.prepared.Prepared` is one; a board's rendered slide
-    sequence another. The planner reads only `duration_s`.
+    sequence another. The planner reads only `duration_s`. A Media made of derived
+    files (decoded audio, rendered frames) also has `files: tuple[Path, ...]`
+    (optional): those are kept from cache eviction while it is prepared or playing.
     """
 
     @property

@@ -7,7 +7,6 @@ last sample out), never from when play() was called.
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Mapping, Sequence
 from datetime import datetime, tzinfo
 from typing import Any, Literal
@@ -24,15 +23,6 @@ ID_FIELD: dict[ProofKind, IdField] = {
     "alert": "alert_id",
     "live": "session_id",
 }
-
-
-def segment_proof_id(key: str, started_wall: float | None) -> str:
-    """Id of a segment's proof: its planner key and first-sample time, which a re-send
-    after a crash repeats (§6.4 allows duplicates); a segment that never sounded gets
-    a random suffix instead, so ids never repeat across restarts."""
-    if started_wall is not None:
-        return f"{key}#{started_wall:.3f}"
-    return f"{key}#x{uuid.uuid4().hex[:16]}"
 
 
 def _ts(wall: float | None, tz: tzinfo) -> str | None:

@@ -31,7 +31,7 @@ from agent.model import ScheduleItem, is_emergency
 from agent.playout.alerts import ActiveAlert, ActiveTest, finish
 from agent.playout.live import LiveRelay
 from agent.playout.output import Media, Output, Playback
-from agent.playout.proofs import ProofKind, segment_proof, segment_proof_id, skip_proof
+from agent.playout.proofs import ProofKind, segment_proof, skip_proof
 from agent.scheduler import (
     ActiveSource,
     PlanInputs,
@@ -44,6 +44,7 @@ from agent.scheduler import (
     plan,
     quiet_warnings,
 )
+from agent.wire import proof_id
 
 log = logging.getLogger(__name__)
 
@@ -97,6 +98,9 @@ class PlayoutDeps:
     # Runs the loop as a supervised part (agent/supervisor.py `Supervisor.start`):
     # restarted if it dies, shown in the liveness registry. None: a plain task.
     spawn: Spawn | None = None
+    # Called (in a thread) after preparing wrote derived files: the cache trims itself
+    # back within its quota (agent/cache/store.py `MediaCache.trim`).
+    derived_written: Callable[[], object] | None = None
 
 
 class Playout:
@@ -130,7 +134,7 @@ class Playout:
             subject = gone.key.split("@", 1)[0] if kind == "audio" else gone.key.split(":", 1)[1]
             await self.d.proof(
                 segment_proof(
-                    proof_id=self._pid(f"{gone.key}#{gone.since.timestamp():.3f}"),
+                    proof_id=self._pid(proof_id(gone.key, gone.since.timestamp())),
                     kind=self._item_kind(kind),
                     subject_id=subject,
                     tz=self.d.tz,
@@ -214,6 +218,17 @@ class Playout:
         """Priority of active alert `alert_id` on this output (None: not active)."""
         a = self.alerts.get(alert_id)
         return None if a is None else a.args.priority
+
+    def media_in_use(self) -> list[Media]:
+        """Everything this loop has prepared, is playing or has waiting (alerts, tests):
+        its derived files must not be evicted from the cache."""
+        # list() copies in one step: the cache may ask from a download thread.
+        media: list[Media] = list(self._prepared.values())
+        media += [a.programme for a in list(self.alerts.values())]
+        media += [t.media for t in list(self.tests.values())]
+        if self.current is not None:
+            media.append(self.current.pb.media)
+        return media
 
     def emergency_active(self) -> bool:
         """Is an item of priority ≥ 90 sounding/showing here, or an alert or live
@@ -511,7 +526,7 @@ class Playout:
             heard = await self.d.heard(started, v.ended_wall)
         await self.d.proof(
             segment_proof(
-                proof_id=self._pid(segment_proof_id(seg.key, started)),
+                proof_id=self._pid(proof_id(seg.key, started)),
                 kind=seg.kind,
                 subject_id=seg.subject_id,
                 tz=self.d.tz,
@@ -547,7 +562,7 @@ class Playout:
     async def _unplayed_alert_proof(self, alert: ActiveAlert) -> None:
         await self.d.proof(
             segment_proof(
-                proof_id=self._pid(f"{alert.key}#{alert.since.timestamp():.3f}#unplayed"),
+                proof_id=self._pid(proof_id(alert.key, alert.since.timestamp(), tag="unplayed")),
                 kind="alert",
                 subject_id=alert.args.alert_id,
                 tz=self.d.tz,
@@ -596,6 +611,8 @@ class Playout:
             log.error("cannot decode media of %s: %s", item.id, e)
             return None
         self._prepared[key] = prepared
+        if self.d.derived_written is not None:
+            await asyncio.to_thread(self.d.derived_written)
         return prepared
 
 

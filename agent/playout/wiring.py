@@ -7,6 +7,7 @@ stay `not_supported`.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -17,7 +18,7 @@ from agent.config import Config
 from agent.dispatch import Dispatcher
 from agent.handlers import VOLUME_KEY, load_schedule
 from agent.liveness import Liveness
-from agent.model import ScheduleSet
+from agent.model import MediaRef, ScheduleSet
 from agent.playout.coordinator import AlertCoordinator
 from agent.playout.handlers import PlayoutHandlers
 from agent.playout.live import LiveHandlers, LiveRelay
@@ -47,6 +48,10 @@ class PlayoutSide:
     live: LiveHandlers | None = None
     monitor: LevelMonitor | None = None
 
+    @property
+    def _media_path(self) -> Callable[[str], Awaitable[Path | None]]:
+        return self.loops[0].d.media_path
+
     async def on_schedule(self, s: ScheduleSet) -> list[str]:
         warnings: list[str] = []
         for lp in self.loops:
@@ -70,9 +75,57 @@ class PlayoutSide:
         st = self.speaker.status()
         return {"ok": st.ok, "device": st.device}
 
+    async def predecode(self, refs: list[MediaRef]) -> None:
+        """Decode prefetched audio now (after `media.prefetch`): an alert naming it then
+        starts without a decode. Failures only cost that head start."""
+        if self.speaker is None:
+            return
+        engine = self.speaker.engine
+        for ref in refs:
+            if not ref.type.startswith("audio/"):
+                continue
+            path = await self._media_path(ref.sha256)
+            if path is None:
+                continue
+            try:
+                await engine.prepare([path], [ref.sha256])
+            except Exception as e:  # a bad file fails when it is played, not here
+                log.warning("cannot pre-decode %s: %s", ref.sha256[:12], e)
+        if self.loops[0].d.derived_written is not None:
+            await asyncio.to_thread(self.loops[0].d.derived_written)
+
+    def display(self) -> dict[str, Any] | None:
+        """The heartbeat's `display` (§6.2) from the first board output, else None.
+        A board puts `kind` and anything else to show in `OutputStatus.detail`."""
+        for lp in self.loops:
+            out = lp.d.output
+            if out.test_what == "display":
+                st = out.status()
+                return {"ok": st.ok, "kind": out.name, **st.detail}
+        return None
+
     def playing(self) -> dict[str, Any] | None:
         """The heartbeat's `playing`: the first output (speaker first) playing something."""
         return next((p for lp in self.loops if (p := lp.playing()) is not None), None)
+
+    def active_priority(self, cmd: str, name: str) -> int:
+        """Priority of what a stop command names (PROTOCOL §3: `alert.stop` carries the
+        priority of the alert it names, `live.stop` that of the session; 0 when none
+        is active), for the dispatcher's key-scope check."""
+        if cmd == "alert.stop":
+            return self.coordinator.alert_priority(name)
+        if cmd == "live.stop" and self.live is not None:
+            s = self.live.relay.sessions.get(name)
+            return 0 if s is None else s.args.priority
+        return 0
+
+    def files_in_use(self) -> set[Path]:
+        """Derived files the outputs need now (for the cache: never evicted)."""
+        out: set[Path] = set()
+        for lp in self.loops:
+            for media in lp.media_in_use():
+                out.update(getattr(media, "files", ()))
+        return out
 
     def alert_id(self) -> str | None:
         return next((a for lp in self.loops if (a := lp.alert_id()) is not None), None)
@@ -117,12 +170,14 @@ async def start_playout(
     outputs: Sequence[Output] | None = None,
     spawn: Spawn | None = None,
     liveness: Liveness | None = None,
+    derived_written: Callable[[], object] | None = None,
     amplifier: Amplifier | None = None,
 ) -> PlayoutSide | None:
     """Open every configured output and start one planner loop on each.
 
     `outputs` replaces the outputs built from the configuration (tests pass fakes).
-    `spawn` runs each loop as a supervised part; `liveness` watches the outputs' tasks.
+    `spawn` runs each loop as a supervised part; `liveness` watches the outputs' tasks;
+    `derived_written` is called (in a thread) after derived files were written.
     None when the device has no output at all (`[audio] output = "none"`, no board).
     """
     emit = reporter.emit
@@ -167,6 +222,7 @@ async def start_playout(
                 clock_trusted=clock_trusted,
                 wall=wall,
                 spawn=spawn,
+                derived_written=derived_written,
                 heard=(
                     monitor.heard_dbfs_settled
                     if monitor is not None and isinstance(out, SpeakerOutput)

@@ -62,15 +62,15 @@ def test_playback_silence_amplifier_on_lead_before_planned_start(
     async def main() -> None:
         events = Events()
         amp = RecordingAmp()
-        eng = make_engine(tmp_path, events, amplifier=amp, amp_lead_s=1.0, amp_idle_s=0.0)
+        eng = make_engine(tmp_path, events, amplifier=amp, amp_lead_s=2.0, amp_idle_s=0.0)
         await eng.start()
         try:
             tone = await tone_prepared(eng)
-            at = time.time() + 3.0
+            at = time.time() + 4.0
             eng.expect(at)  # the planner's next start, long before it
             await until(lambda: amp.calls, "amplifier switched on")
             ((what, on_at),) = amp.calls
-            assert what == "on" and on_at <= at - 1.0
+            assert what == "on" and on_at <= at - 2.0
             # The runner hands the start over about a second ahead (runner.AIM_S).
             await until(lambda: time.time() >= at - 0.8, "aim time")
             v = eng.play(tone, at_wall=at)

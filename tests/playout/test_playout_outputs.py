@@ -14,12 +14,15 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import pytest
 from support.fake_output import FakeOutput
 from support.timing import until
 
+from agent.liveness import Liveness
 from agent.model import AlertStart, MediaRef, ScheduleItem, Slide
 from agent.playout.coordinator import AlertCoordinator
-from agent.playout.runner import Playout, PlayoutDeps
+from agent.playout.runner import Playout, PlayoutDeps, Spawn
+from agent.supervisor import Supervisor
 
 TZ = ZoneInfo("Asia/Ho_Chi_Minh")
 SHA = "ab" * 32
@@ -42,7 +45,7 @@ class Rig:
 
 
 @asynccontextmanager
-async def rig(tmp_path: Path, **speaker_kw: Any) -> AsyncIterator[Rig]:
+async def rig(tmp_path: Path, spawn: Spawn | None = None, **speaker_kw: Any) -> AsyncIterator[Rig]:
     media = tmp_path / "m.bin"
     media.write_bytes(b"x")
 
@@ -72,6 +75,7 @@ async def rig(tmp_path: Path, **speaker_kw: Any) -> AsyncIterator[Rig]:
                 proof=proof,
                 load_state=lambda key=key: stored.get(key),  # type: ignore[misc]
                 save_state=save,
+                spawn=spawn if out is speaker else None,
             )
         )
         await lp.start()
@@ -163,10 +167,14 @@ def test_playout_outputs_test_run_waits_behind_alert(tmp_path: Path) -> None:
                 r.co.run_alert(AlertStart(alert_id="flood", text="Lũ", repeat=1))
             )
             await until(lambda: r.speaker.now_playing() == "alert:flood", "alert sounding")
+            # What an `alert.stop` naming it must be allowed to carry (PROTOCOL §3).
+            assert r.co.alert_priority("flood") == 100 and r.co.alert_priority("x") == 0
+            assert r.co.emergency_active()  # agent.restart waits for this to end
             test = await r.co.run_test("speaker")
             assert test.ok, test
             assert (await alert).ok
             assert r.speaker.labels() == ["alert:flood", "test"]
+            assert r.co.alert_priority("flood") == 0 and not r.co.emergency_active()
             (proof,) = [p for p in r.proofs_of("flood") if not p["id"].startswith("board/")]
             assert proof["outcome"] == "completed"
             first_test = r.speaker.played[1].pb.first_wall
@@ -185,3 +193,29 @@ def test_playout_outputs_test_run_unknown_output(tmp_path: Path) -> None:
             assert not res.ok and res.code == "not_supported"
 
     asyncio.run(main())
+
+
+def test_playout_outputs_killed_loop_is_restarted_and_plays_on(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A planner loop that dies is an event, is down in the liveness registry (no
+    watchdog ping), and comes back: the programme still plays."""
+    monkeypatch.setenv("TCS_FAILPOINTS", "part.playout.speaker")
+    events: list[tuple[str, str, str]] = []
+
+    async def main() -> None:
+        live = Liveness()
+        sup = Supervisor(live, lambda *e: events.append(e), restart_delay_s=0.2)
+        async with rig(tmp_path, spawn=sup.start) as r:
+            r.schedule(audio_item("news", 2.5))
+            await until(lambda: not live.healthy(), "loop down")
+            assert "playout.speaker" in live.down_parts()
+            await until(live.healthy, "loop restarted")
+            await until(lambda: r.proofs_of("news"), "news proof")
+            assert r.speaker.labels() == ["news"]
+            assert r.proofs_of("news")[0]["outcome"] == "completed"
+            await sup.aclose()
+
+    asyncio.run(main())
+    codes = [c for _l, c, _d in events]
+    assert codes == ["part_failed", "part_restored"]

@@ -49,3 +49,32 @@ def test_playout_priority0_test_run_waits_for_the_alert(
     assert abs(dominant_hz(rec.samples[a:b]) - 1000) < 10
     alert_end = datetime.fromisoformat(proof["ended_at"]).timestamp()
     assert rec.wall_of(a) >= alert_end - 0.02
+
+
+def test_playout_priority0_agent_restart_waits_for_the_alert_then_exits_for_systemd(
+    tmp_path: Path, broker: Any, pulse: PulseRig, monkeypatch: Any
+) -> None:
+    """`agent.restart` (priority 0) lets a sounding emergency finish; under systemd it
+    then exits (75) for systemd to start the agent again, config check first."""
+    monkeypatch.setenv("INVOCATION_ID", "0123456789abcdef")  # what systemd sets
+    key = TrustKey("vn-48-emergency")
+    agent = AgentProc.create(tmp_path / "a", broker, DEVICE, ["vn-48"], [key])
+    text = agent.config.read_text()
+    agent.config.write_text(text.replace('output = "none"\n', 'output = "pulse"\n'))
+    province = Province(broker, key)
+    with recording(agent, province, pulse) as rec:
+        alert = send_accepted(
+            province, "alert.start",
+            {"alert_id": "flood", "text": ALERT_TEXT, "repeat": 2, "gap_s": 1}, timeout=30,
+        )  # fmt: skip
+        wait_audible(rec)
+        restart = province.send(DEVICE, "agent.restart", {})
+        province.wait_ack(restart, status="accepted", timeout=15)
+        alert_done = province.wait_ack(alert, status="done", timeout=120)
+        assert agent.proc is not None
+        code = agent.proc.wait(60)
+        province.wait_for(lambda m: m.topic.endswith("/proof"), timeout=30)
+        (proof,) = [p for p in proofs(agent, province) if p.get("alert_id") == "flood"]
+    assert code == 75
+    assert "played 2×" in (alert_done["detail"] or ""), alert_done
+    assert proof["outcome"] == "completed", proof

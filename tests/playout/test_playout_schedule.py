@@ -61,7 +61,9 @@ def test_playout_schedule_on_time_preempted_and_joined(
     assert [p["outcome"] for p in news] == ["preempted", "resumed"]
     assert alert and alert[0]["outcome"] == "completed"
     first, second = news
-    assert abs(proof_start - at.timestamp()) < 0.05, (proof_start, at.timestamp())
+    # Placed on its sample (the DAC time the player measured), also right after start-up
+    # with the default [audio] settings (no amplifier: no warm-up).
+    assert abs(proof_start - at.timestamp()) < 0.02, (proof_start, at.timestamp())
     assert first["scheduled_at"] is not None and first["media_sha256"] == [ref.sha256]
     # Joined: after the alert, the programme continues where the clock says it is.
     resumed_at = parse_rfc3339(second["started_at"]).timestamp()

@@ -47,7 +47,7 @@ def bad(cmd: str, args: Any) -> str:
 def test_catalogue() -> None:
     assert set(VALID_ARGS) == KNOWN_COMMANDS
     assert {"alert.start", "alert.stop", "alert.cap", "live.start", "live.stop", "test.run",
-            "media.prefetch"} == LONG_RUNNING
+            "media.prefetch", "agent.update"} == LONG_RUNNING
 
 
 @pytest.mark.parametrize("cmd", sorted(KNOWN_COMMANDS))
