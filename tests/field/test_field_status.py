@@ -82,6 +82,11 @@ def test_status_shows_schedule_just_sent_and_next_occurrence(tmp_path: Path, bro
         order = [n["item_id"] for n in s["next"]]
         assert order == sorted(order, key=lambda i: nexts[i]["at"])
         assert s["outbox"] is not None and s["cache"] is not None
+        # The health monitor's first round has run off the event loop: real /proc figures.
+        health = poll(lambda: (st := status_json(cfg)) and st["health"], "a health sample")
+        assert health["disk_free_mb"] > 0 and health["mem_used_pct"] is not None
+        hb = province.wait_for(lambda m: m.topic.endswith("/hb"), 15).json()
+        assert "health" in hb and hb["modem"] is None  # no [modem]: null, never a guess
 
         text = run_cli("status", "-c", str(cfg))
         assert text.returncode == 0
