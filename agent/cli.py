@@ -117,14 +117,8 @@ def register_cache(sub: SubParsers, common: argparse.ArgumentParser) -> None:
     add_cache_subparsers(cache.add_subparsers(dest="cache_command", required=True), common)
 
 
-def register_test(sub: SubParsers, common: argparse.ArgumentParser) -> None:
-    from display.cli import add_subparsers as add_test_subparsers
-
-    add_test_subparsers(sub, common)
-
-
 def _registrars() -> list[Callable[[SubParsers, argparse.ArgumentParser], None]]:
-    from agent import audiodevices, identity, logs, update
+    from agent import audiodevices, identity, logs, tech_cli, update
 
     return [
         register_run,
@@ -134,7 +128,7 @@ def _registrars() -> list[Callable[[SubParsers, argparse.ArgumentParser], None]]
         audiodevices.register,  # audio devices
         logs.register,
         update.register,  # update install | confirm | rollback
-        register_test,  # test display
+        tech_cli.register,  # doctor, status, test speaker|display
     ]
 
 

@@ -19,7 +19,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-Source = Literal["ntp", "rtc", "command", "none"]
+from agent import clock_sources
+
+Source = Literal["ntp", "rtc", "modem", "gps", "command", "none"]
 TrustMode = Literal["auto", "always", "never"]
 
 _TIME_ERROR = 5
@@ -114,4 +116,7 @@ def clock_status(mode: TrustMode, *, lower_bound: float) -> ClockStatus:
             return ClockStatus(True, "ntp")
         if rtc_set_clock():
             return ClockStatus(True, "rtc")
+        # Network time from the modem, an RTC module set up late (agent/clock_sources.py).
+        if (other := clock_sources.trusted_source()) is not None:
+            return ClockStatus(True, other)
     return ClockStatus(False, "command" if lower_bound > 0 else "none")

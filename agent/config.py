@@ -228,6 +228,45 @@ class AlertsConfig:
     language: str = "vi"
 
 
+AmplifierKind = Literal["none", "serial-relay", "gpio"]
+AMPLIFIER_KINDS: Final[tuple[AmplifierKind, ...]] = ("none", "serial-relay", "gpio")
+
+
+@dataclass(frozen=True, slots=True)
+class AmplifierConfig:
+    """[amplifier]: the amplifier's power switch (drivers/amp_serial.py, drivers/amp_gpio.py)."""
+
+    kind: AmplifierKind = "none"
+    port: str = ""  # serial-relay: the relay board's tty (best /dev/serial/by-id/…)
+    baud: int = 9600
+    on_bytes: bytes = b""
+    off_bytes: bytes = b""
+    query_bytes: bytes = b""  # optional status query; with on_reply/off_reply: state read back
+    on_reply: bytes = b""
+    off_reply: bytes = b""
+    chip: str = "/dev/gpiochip0"  # gpio: the GPIO character device
+    line: int = -1  # gpio: line offset on that chip
+    active_low: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class ModemConfig:
+    """[modem]: a 3G/4G USB modem over AT commands (drivers/modem.py); off when usb_id = ""."""
+
+    usb_id: str = ""  # "VVVV:PPPP" as `lsusb` prints it
+    interface: int = 2  # USB interface of the AT port
+    baud: int = 115200
+    probe_s: int = 60
+    timeout_s: float = 3.0
+    reset_after: int = 3
+    data_iface: str = ""  # network interface for data usage, e.g. "wwan0" or "ppp0"
+    network_time: bool = True  # trust the network's time (NITZ) as a clock source
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.usb_id)
+
+
 @dataclass(frozen=True, slots=True)
 class Config:
     source: Path
@@ -241,6 +280,8 @@ class Config:
     report: ReportConfig = ReportConfig()
     clock: ClockConfig = ClockConfig()
     alerts: AlertsConfig = AlertsConfig()
+    amplifier: AmplifierConfig = AmplifierConfig()
+    modem: ModemConfig = ModemConfig()
 
     def trust_key(self, kid: str) -> TrustKey | None:
         return next((k for k in self.trust if k.kid == kid), None)
@@ -300,6 +341,29 @@ _KEYS: Final[Mapping[str, tuple[str, ...]]] = {
     "report": ("heartbeat_s",),
     "clock": ("trust",),
     "alerts": ("play_cap_test", "play_cap_exercise", "language"),
+    "amplifier": (
+        "kind",
+        "port",
+        "baud",
+        "on_bytes",
+        "off_bytes",
+        "query_bytes",
+        "on_reply",
+        "off_reply",
+        "chip",
+        "line",
+        "active_low",
+    ),
+    "modem": (
+        "usb_id",
+        "interface",
+        "baud",
+        "probe_s",
+        "timeout_s",
+        "reset_after",
+        "data_iface",
+        "network_time",
+    ),
 }
 _REQUIRED_SECTIONS: Final = ("device", "broker", "trust", "storage")
 
@@ -1031,6 +1095,92 @@ def _alerts(t: _Table) -> AlertsConfig:
     )
 
 
+_HEX_BYTES: Final = re.compile(r"^(?:[0-9a-fA-F]{2}(?:[ :]?(?=[0-9a-fA-F])|$))*$")
+_USB_ID: Final = re.compile(r"^[0-9a-fA-F]{4}:[0-9a-fA-F]{4}$")
+_IFACE: Final = re.compile(r"^[A-Za-z0-9_.-]{1,15}$")
+_BAUDS: Final = (1200, 2400, 4800, 9600, 19200, 38400, 57600, 115200, 230400, 460800, 921600)
+
+
+def _hex_bytes(t: _Table, key: str, *, required: bool) -> bytes:
+    """Bytes as hex pairs, optionally spaced: "A0 01 01 A2" (as relay sellers print them)."""
+    text = t.text(key).strip()
+    if not text:
+        if required and key not in t.failed:
+            t.bad(key, 'missing: the bytes that switch the relay, as hex (e.g. "A0 01 01 A2")')
+        return b""
+    if not _HEX_BYTES.match(text) or len(text) > 3 * 64:
+        t.bad(key, f'{text!r} is not up to 64 bytes written in hex (e.g. "A0 01 01 A2")')
+        return b""
+    return bytes.fromhex(text.replace(":", " "))
+
+
+def _baud(t: _Table, default: int) -> int:
+    baud = t.integer("baud", default, 300, 4_000_000)
+    if "baud" not in t.failed and baud not in _BAUDS:
+        t.bad("baud", f"{baud} is not a standard serial speed" + _hint(str(baud), map(str, _BAUDS)))
+        return default
+    return baud
+
+
+def _amplifier(t: _Table) -> AmplifierConfig:
+    kind = _enum(t, "kind", "none", AMPLIFIER_KINDS)
+    port = t.text("port")
+    line = t.integer("line", -1, 0, 1023)
+    chip = t.text("chip", "/dev/gpiochip0")
+    cfg = AmplifierConfig(
+        kind=kind,
+        port=port,
+        baud=_baud(t, 9600),
+        on_bytes=_hex_bytes(t, "on_bytes", required=kind == "serial-relay"),
+        off_bytes=_hex_bytes(t, "off_bytes", required=kind == "serial-relay"),
+        query_bytes=_hex_bytes(t, "query_bytes", required=False),
+        on_reply=_hex_bytes(t, "on_reply", required=False),
+        off_reply=_hex_bytes(t, "off_reply", required=False),
+        chip=chip,
+        line=line,
+        active_low=t.boolean("active_low", False),
+    )
+    if kind == "serial-relay":
+        if not port.strip() and "port" not in t.failed:
+            t.bad("port", "must name the relay board's serial port, e.g. /dev/serial/by-id/usb-…")
+        elif port.strip() and not port.startswith("/dev/") and not Path(port).is_absolute():
+            t.bad("port", f"{port!r} must be an absolute device path such as /dev/ttyUSB0")
+        if cfg.on_bytes and cfg.on_bytes == cfg.off_bytes:
+            t.bad("off_bytes", "is the same as on_bytes: the relay could never be told apart")
+        replies = (bool(cfg.on_reply), bool(cfg.off_reply))
+        if cfg.query_bytes and replies != (True, True):
+            t.bad("query_bytes", "needs both on_reply and off_reply to read the state back")
+        elif not cfg.query_bytes and any(replies):
+            t.bad("query_bytes", "missing: on_reply/off_reply are answers to a status query")
+    if kind == "gpio":
+        if not t.has("line") and "line" not in t.failed:
+            t.bad("line", "missing: the GPIO line offset on the chip (e.g. 17 for GPIO17)")
+        if not chip.startswith("/dev/gpiochip") and "chip" not in t.failed:
+            t.bad("chip", f"{chip!r} must be a GPIO character device such as /dev/gpiochip0")
+    return cfg
+
+
+def _modem(t: _Table) -> ModemConfig:
+    usb_id = t.text("usb_id").strip().lower()
+    if usb_id and not _USB_ID.match(usb_id):
+        t.bad("usb_id", f"{usb_id!r} is not a USB id VVVV:PPPP in hex, as `lsusb` prints it")
+        usb_id = ""
+    iface = t.text("data_iface").strip()
+    if iface and not _IFACE.match(iface):
+        t.bad("data_iface", f"{iface!r} is not a network interface name such as wwan0 or ppp0")
+        iface = ""
+    return ModemConfig(
+        usb_id=usb_id,
+        interface=t.integer("interface", 2, 0, 15),
+        baud=_baud(t, 115200),
+        probe_s=t.integer("probe_s", 60, 5, 3600),
+        timeout_s=t.number("timeout_s", 3.0, 0.2, 30.0),
+        reset_after=t.integer("reset_after", 3, 1, 100),
+        data_iface=iface,
+        network_time=t.boolean("network_time", True),
+    )
+
+
 def _top_level(doc: Mapping[str, Any], problems: _Problems) -> None:
     for key, value in doc.items():
         if key in _KEYS:
@@ -1108,6 +1258,8 @@ def parse_config(text: str, source: Path, *, require_device_key: bool = True) ->
         report=ReportConfig(heartbeat_s=tables["report"].integer("heartbeat_s", 60, 5, 86400)),
         clock=ClockConfig(trust=_enum(tables["clock"], "trust", "auto", CLOCK_TRUST)),
         alerts=_alerts(tables["alerts"]),
+        amplifier=_amplifier(tables["amplifier"]),
+        modem=_modem(tables["modem"]),
     )
     if problems.items:
         raise ConfigError(problems.items)

@@ -14,8 +14,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from agent import __version__, health
+from agent import __version__
 from agent.clock import ClockStatus
+from agent.probes.modem import heartbeat_field
+from agent.probes.monitor import Snapshot, Sources, sample
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +39,9 @@ class HeartbeatSources:
     audio: Provider | None = None
     display: Provider | None = None
     modem: Provider | None = None
+    # The health monitor's last snapshot (agent/probes/monitor.py); without one the
+    # probes are read right here, which blocks: only for tests and tools.
+    health: Callable[[], Snapshot | None] | None = None
     extra: dict[str, Provider] = field(default_factory=dict)
 
 
@@ -62,6 +67,10 @@ class Heartbeat:
     def build(self, at: str) -> dict[str, Any]:
         s = self._src
         self._seq += 1
+        if s.health is not None:
+            h = _probe(s.health) or Snapshot()  # no sample yet: every field null
+        else:
+            h = _probe(lambda: sample(Sources(s.storage_dir))) or Snapshot()
         return {
             "seq": self._seq,
             "at": at,
@@ -72,14 +81,15 @@ class Heartbeat:
             "alert_id": _probe(s.alert_id),
             "volume": _probe(s.volume),
             "clock": _probe(lambda: s.clock().as_json()),
-            "cpu_temp_c": health.cpu_temp_c(),
-            "load1": health.load1(),
-            "mem_used_pct": health.mem_used_pct(),
-            "disk_free_mb": health.disk_free_mb(s.storage_dir),
+            "cpu_temp_c": h.cpu_temp_c,
+            "load1": h.load1,
+            "mem_used_pct": h.mem_used_pct,
+            "disk_free_mb": h.disk_free_mb,
             "cache": _probe(s.cache),
             "audio": _probe(s.audio),
             "display": _probe(s.display),
-            "modem": _probe(s.modem),
+            "modem": _probe(s.modem) if s.modem is not None else heartbeat_field(h.modem),
+            "health": h.details(),
             "outbox": _probe(s.outbox),
             **{k: _probe(p) for k, p in s.extra.items()},
         }

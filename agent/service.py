@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import signal
 import time
@@ -26,6 +27,7 @@ from agent.clock import ClockStatus, clock_status
 from agent.config import Config
 from agent.db import REFUSE_BEFORE_KEY, open_db
 from agent.dispatch import LOWER_BOUND_KEY, Dispatcher
+from agent.field import start_field
 from agent.handlers import SCHEDULE_VERSION_KEY, CoreHandlers, load_schedule, stored_volume
 from agent.heartbeat import Heartbeat, HeartbeatSources
 from agent.inbox import Inbox
@@ -33,6 +35,7 @@ from agent.intake import Intake
 from agent.jws import load_private_key
 from agent.link import Announcement, Incoming, Link, LinkSettings
 from agent.liveness import Liveness
+from agent.local_tests import via_agent
 from agent.looplag import LoopLag
 from agent.media import MediaSide
 from agent.model import ScheduleSet
@@ -43,6 +46,8 @@ from agent.replay import ReplayStore
 from agent.reporter import Reporter
 from agent.reports import Topics, dumps, state_payload
 from agent.state import StateStore
+from agent.status_server import SOCKET_NAME, StatusServer
+from agent.status_view import LastError, StatusView
 from agent.storagewatch import watch_storage
 from agent.supervisor import Supervisor
 from agent.timeutil import rfc3339_ms
@@ -131,6 +136,10 @@ async def _run(cfg: Config, stack: contextlib.AsyncExitStack) -> int:
     if (kept := load_schedule(state)) is not None:
         media.schedule_changed(kept.items)  # after a reboot: fetch what is still missing
 
+    # Amplifier and modem drivers, health probes (agent/field.py).
+    field = await start_field(cfg, reporter.event)
+    stack.push_async_callback(field.stop)
+    field.register(live)
     # Outputs (None with none configured): one planner loop each, alert coordinator.
     sound = await start_playout(
         cfg,
@@ -142,6 +151,7 @@ async def _run(cfg: Config, stack: contextlib.AsyncExitStack) -> int:
         spawn=parts.start,
         liveness=live,
         derived_written=media.cache.trim,
+        amplifier=field.amplifier,
     )
     if sound is not None:
         stack.push_async_callback(sound.stop)
@@ -157,7 +167,8 @@ async def _run(cfg: Config, stack: contextlib.AsyncExitStack) -> int:
             playing=sound.playing if sound else None,
             alert_id=sound.alert_id if sound else None,
             audio=sound.audio if sound else None,
-            display=sound.display if sound else None,
+            # A board output's own status first, else whether its device is there.
+            display=lambda: (sound.display() if sound else None) or field.display(),
             cache=media.heartbeat,
             schedule_version=schedule_version,
             volume=lambda: stored_volume(state),
@@ -167,6 +178,7 @@ async def _run(cfg: Config, stack: contextlib.AsyncExitStack) -> int:
                 "parts_down": lambda: live.down_parts() or None,
                 "loop_lag_p99_ms": lag.p99_ms,
             },
+            health=field.health,
         )
     )
 
@@ -249,6 +261,25 @@ async def _run(cfg: Config, stack: contextlib.AsyncExitStack) -> int:
     await asyncio.to_thread(
         replay.prune, time.time() if clock().trusted else dispatcher.lower_bound()
     )
+
+    # Local status socket for `tcs-agent status` / `test` (agent/status_server.py).
+    last_error = LastError()
+    logging.getLogger().addHandler(last_error)
+    stack.callback(logging.getLogger().removeHandler, last_error)
+    view = StatusView(
+        cfg.device.id, f"{cfg.broker.host}:{cfg.broker.port}", tz,
+        link_connected=link.connected.is_set, clock=clock, schedule=lambda: load_schedule(state),
+        outbox=outbox.count, cache=media.heartbeat, health=field.health, last_error=last_error,
+        playing=sound.playing if sound else None, alert_id=sound.alert_id if sound else None,
+        parts=lambda: {"down": live.down_parts(), "probes": live.probe_results()},
+    )  # fmt: skip
+    status = StatusServer(storage / SOCKET_NAME, status=view.build, tests={
+        w: functools.partial(via_agent, sound, w) for w in ("speaker", "display")})  # fmt: skip
+    try:
+        await status.start()
+        stack.push_async_callback(status.stop)
+    except OSError as e:  # the agent serves without it; the technician gets `doctor`
+        log.error("status socket %s not available: %s", status.path, e)
 
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

@@ -13,20 +13,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from pathlib import Path
 from typing import Any
-
-
-def add_subparsers(sub: Any, common: Any) -> None:
-    test = sub.add_parser("test", help="self-tests of the device's outputs", parents=[common])
-    tsub = test.add_subparsers(dest="test_command", required=True)
-    display = tsub.add_parser(
-        "display", help="test pattern on the board, then the current slide", parents=[common]
-    )
-    display.add_argument("-c", "--config", type=Path, required=True)
-    display.add_argument("--screenshot", type=Path, help="save the current slide as PNG first")
-    display.add_argument("--seconds", type=float, default=5.0, help="test pattern duration")
-    display.set_defaults(func=cmd_test_display)
 
 
 def current_frame(board: Any) -> Any:

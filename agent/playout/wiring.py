@@ -29,6 +29,7 @@ from agent.playout.speaker import SpeakerOutput
 from agent.reporter import Reporter
 from agent.scheduler.state import PlannerState
 from agent.state import StateStore
+from drivers.amplifier import Amplifier
 from playback.engine import AudioEngine, EmitEvent
 from playback.monitor import LevelMonitor
 
@@ -143,10 +144,12 @@ class PlayoutSide:
             await self.monitor.stop()
 
 
-def speaker_output(cfg: Config, emit: EmitEvent, monitor: LevelMonitor | None) -> SpeakerOutput:
+def speaker_output(
+    cfg: Config, emit: EmitEvent, monitor: LevelMonitor | None, amplifier: Amplifier | None = None
+) -> SpeakerOutput:
     engine = AudioEngine(
         cfg.audio.output, cfg.audio.sample_rate, scratch_dir(cfg.storage.dir / "pcm"),
-        emit_event=emit,
+        emit_event=emit, amplifier=amplifier,
         amp_lead_s=cfg.audio.amp_lead_s, amp_idle_s=cfg.audio.amp_idle_s,
         emergency_lead_s=cfg.audio.emergency_lead_s,
         tts_voice=cfg.audio.tts_voice,
@@ -179,6 +182,7 @@ async def start_playout(
     spawn: Spawn | None = None,
     liveness: Liveness | None = None,
     derived_written: Callable[[], object] | None = None,
+    amplifier: Amplifier | None = None,
 ) -> PlayoutSide | None:
     """Open every configured output and start one planner loop on each.
 
@@ -193,7 +197,7 @@ async def start_playout(
         built: list[Output] = []
         if cfg.audio.output.strip().lower() != "none":
             monitor = start_monitor(cfg, emit)
-            built.append(speaker_output(cfg, emit, monitor))
+            built.append(speaker_output(cfg, emit, monitor, amplifier))
         if (board := board_output(cfg, emit)) is not None:
             built.append(board)
         outputs = built
