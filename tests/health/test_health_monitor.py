@@ -53,9 +53,9 @@ async def test_events_on_change_only(tree: Roots, tmp_path: Path) -> None:
     modem[0] = None
     await mon.poll_once()
     assert sorted(events.codes()) == [
+        "card_read_only",
         "modem_lost",
         "storage_errors",
-        "card_read_only",
         "under_voltage",
     ]
     level = {c: lvl for lvl, c, _ in events.items}
