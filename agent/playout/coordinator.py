@@ -95,9 +95,6 @@ class AlertCoordinator:
                 errors.append(f"{out.name}: {e}"[:200])
                 continue
             placed.append((lp, ActiveAlert(args, programme, tuple(shas), since)))
-        trim = self.loops[0].d.derived_written
-        if trim is not None:
-            await asyncio.to_thread(trim)  # speech renders are derived files too
         if not placed:
             return Result(
                 ok=False, code="bad_media", detail="; ".join(errors)[:200], warnings=warnings
@@ -105,6 +102,11 @@ class AlertCoordinator:
         warnings += [f"not on {e}" for e in errors]
         for lp, alert in placed:
             lp.add_alert(alert)
+        trim = self.loops[0].d.derived_written
+        if trim is not None:
+            # Speech renders are derived files too; trimmed only now that the alert is
+            # active, so its own files count as in use and are never the ones evicted.
+            await asyncio.to_thread(trim)
         if args.until is not None:
             self._arm_until(args.alert_id, args.until.timestamp())
         results = [await a.result for _lp, a in placed]

@@ -41,6 +41,7 @@ from agent.scheduler import (
     StartSource,
     Stop,
     item_media,
+    next_occurrence,
     plan,
     quiet_warnings,
 )
@@ -51,6 +52,7 @@ log = logging.getLogger(__name__)
 AIM_S = 1.0  # plan this close to a start instant at the instant itself (sample-exact start)
 MAX_SLEEP_S = 30.0  # re-plan at least this often (clock trust may change silently)
 PREPARE_AHEAD = timedelta(minutes=10)  # decode media this long before an occurrence
+PREPARE_RETRY_S = 5.0  # look again this often for items (or media) newly in the look-ahead
 STOP_WAIT_S = 3.0  # how long a stopped playback may take to report its last sample
 TEST_VOLUME = 60  # `test.run` plays at this volume, master ignored (a test must be audible)
 JOIN_LEAD_S = 0.25  # a `join` resume is aimed this far ahead (> output latency + a wake-up)
@@ -118,6 +120,7 @@ class Playout:
         self._prep_task: asyncio.Task[None] | None = None
         self.live: LiveRelay | None = None  # set by wiring; VLC relays are planner sources
         self._wall_minus_mono: float | None = None  # to detect wall-clock steps
+        self._prep_tried = float("-inf")  # monotonic time of the last look-ahead
 
     # ---- lifecycle -------------------------------------------------------------
 
@@ -363,6 +366,7 @@ class Playout:
                     await self._wake.wait()
             if self._wake.is_set() or self._clock_step_pending():
                 break
+            self._maybe_prepare()
         return None
 
     def _clock_step_pending(self) -> bool:
@@ -580,17 +584,37 @@ class Playout:
             self._prep_task.cancel()
         self._prep_task = asyncio.get_running_loop().create_task(self._prepare_upcoming())
 
+    def _upcoming_unprepared(self) -> list[ScheduleItem]:
+        """Items with an occurrence within PREPARE_AHEAD whose media is not prepared."""
+        now = datetime.fromtimestamp(self.d.wall(), UTC)
+        out = []
+        for item in self.items:
+            if _prep_key(item) in self._prepared:
+                continue
+            occ = next_occurrence(item, self.d.tz, now - timedelta(seconds=item.window_s))
+            if occ is not None and occ.at - now <= PREPARE_AHEAD:
+                out.append(item)
+        return out
+
+    def _maybe_prepare(self) -> None:
+        """Called while the loop sleeps: an item entered the look-ahead, or its media
+        arrived in the cache since the last try; prepare it before its start."""
+        if self._prep_task is not None and not self._prep_task.done():
+            return
+        if self.d.mono() - self._prep_tried < PREPARE_RETRY_S:
+            return
+        self._prep_tried = self.d.mono()
+        if self._upcoming_unprepared():
+            self._prepare_soon()
+
     async def _prepare_upcoming(self) -> None:
         """Decode the media of items sounding soon, so a start is never late for decoding."""
-        from agent.scheduler import next_occurrence
-
-        now = datetime.fromtimestamp(self.d.wall(), UTC)
-        for item in self.items:
-            occ = next_occurrence(item, self.d.tz, now - timedelta(seconds=item.window_s))
-            if occ is None or occ.at - now > PREPARE_AHEAD:
-                continue
-            await self._prepare_item(item)
-        self.wake()  # durations may now be known
+        self._prep_tried = self.d.mono()
+        new = False
+        for item in self._upcoming_unprepared():
+            new = await self._prepare_item(item) is not None or new
+        if new:
+            self.wake()  # durations may now be known
 
     async def _prepare_item(self, item: ScheduleItem) -> Media | None:
         shas = _shas(item)

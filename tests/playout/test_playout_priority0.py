@@ -11,27 +11,38 @@ from typing import Any
 
 from support.agentproc import AgentProc, Province, TrustKey
 from support.playout import DEVICE, audible_spans, dominant_hz, proofs, recording
-from support.pulse import PulseRig
+from support.pulse import PulseRig, Recorder
 from support.recorded import ALERT_TEXT, send_accepted, wait_audible
 
 RATE = 48000
 
 
+def pulse_agent(tmp_path: Path, broker: Any, *more: TrustKey) -> tuple[AgentProc, Province]:
+    """An agent on the null sink with the province's emergency key (and `more` keys)."""
+    province_key = TrustKey("vn-48-emergency")
+    agent = AgentProc.create(tmp_path / "a", broker, DEVICE, ["vn-48"], [province_key, *more])
+    text = agent.config.read_text()
+    agent.config.write_text(text.replace('output = "none"\n', 'output = "pulse"\n'))
+    return agent, Province(broker, province_key)
+
+
+def alert_sounding(province: Province, rec: Recorder) -> str:
+    """A province alert (two repeats of a sentence), accepted and heard; its jti."""
+    jti = send_accepted(
+        province, "alert.start",
+        {"alert_id": "flood", "text": ALERT_TEXT, "repeat": 2, "gap_s": 1}, timeout=30,
+    )  # fmt: skip
+    wait_audible(rec)
+    return jti
+
+
 def test_playout_priority0_test_run_waits_for_the_alert(
     tmp_path: Path, broker: Any, pulse: PulseRig
 ) -> None:
-    province_key = TrustKey("vn-48-emergency")
     commune = TrustKey("vn-48-490-20194", commands=("schedule.set", "test.run"), max_priority=49)
-    agent = AgentProc.create(tmp_path / "a", broker, DEVICE, ["vn-48"], [province_key, commune])
-    text = agent.config.read_text()
-    agent.config.write_text(text.replace('output = "none"\n', 'output = "pulse"\n'))
-    province = Province(broker, province_key)
+    agent, province = pulse_agent(tmp_path, broker, commune)
     with recording(agent, province, pulse) as rec:
-        alert = send_accepted(
-            province, "alert.start",
-            {"alert_id": "flood", "text": ALERT_TEXT, "repeat": 2, "gap_s": 1}, timeout=30,
-        )  # fmt: skip
-        wait_audible(rec)
+        alert = alert_sounding(province, rec)
         test = province.send(DEVICE, "test.run", {"what": "speaker"}, key=commune)
         province.wait_ack(test, status="accepted", timeout=15)
         alert_done = province.wait_ack(alert, status="done", timeout=120)
@@ -57,17 +68,9 @@ def test_playout_priority0_agent_restart_waits_for_the_alert_then_exits_for_syst
     """`agent.restart` (priority 0) lets a sounding emergency finish; under systemd it
     then exits (75) for systemd to start the agent again, config check first."""
     monkeypatch.setenv("INVOCATION_ID", "0123456789abcdef")  # what systemd sets
-    key = TrustKey("vn-48-emergency")
-    agent = AgentProc.create(tmp_path / "a", broker, DEVICE, ["vn-48"], [key])
-    text = agent.config.read_text()
-    agent.config.write_text(text.replace('output = "none"\n', 'output = "pulse"\n'))
-    province = Province(broker, key)
+    agent, province = pulse_agent(tmp_path, broker)
     with recording(agent, province, pulse) as rec:
-        alert = send_accepted(
-            province, "alert.start",
-            {"alert_id": "flood", "text": ALERT_TEXT, "repeat": 2, "gap_s": 1}, timeout=30,
-        )  # fmt: skip
-        wait_audible(rec)
+        alert = alert_sounding(province, rec)
         restart = province.send(DEVICE, "agent.restart", {})
         province.wait_ack(restart, status="accepted", timeout=15)
         alert_done = province.wait_ack(alert, status="done", timeout=120)
