@@ -157,6 +157,10 @@ class CacheConfig:
     horizon_h: int = 48
     scrub_mb_per_min: int = 20
     missing_warn_min: int = 30
+    # Media URLs naming loopback/LAN/link-local addresses would let a command probe
+    # the device's own network (issue 7): refused unless a site (or a test on
+    # 127.0.0.1) says otherwise.
+    allow_private_hosts: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -231,7 +235,8 @@ _KEYS: Final[Mapping[str, tuple[str, ...]]] = {
     ),
     "trust": ("kid", "public_key", "commands", "max_priority"),
     "storage": ("dir", "cache_quota_mb", "outbox_quota_mb"),
-    "cache": ("max_kbps", "max_parallel", "horizon_h", "scrub_mb_per_min", "missing_warn_min"),
+    "cache": ("max_kbps", "max_parallel", "horizon_h", "scrub_mb_per_min", "missing_warn_min",
+              "allow_private_hosts"),
     "audio": (
         "output",
         "monitor",
@@ -779,6 +784,7 @@ def _cache(t: _Table) -> CacheConfig:
         horizon_h=t.integer("horizon_h", 48, 1, 24 * 31),
         scrub_mb_per_min=t.integer("scrub_mb_per_min", 20, 0),
         missing_warn_min=t.integer("missing_warn_min", 30, 0),
+        allow_private_hosts=t.boolean("allow_private_hosts", False),
     )
 
 

@@ -13,13 +13,17 @@ Every function takes the instants it needs; nothing here reads a clock.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+import types
+import warnings
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from zoneinfo import ZoneInfo
 
-from dateutil.rrule import rrule, rrulestr
+import dateutil.rrule as _du
+from dateutil.relativedelta import relativedelta
+from dateutil.rrule import DAILY, HOURLY, MINUTELY, MONTHLY, WEEKLY, YEARLY, rrule, rrulestr
 
 from agent.model import MediaRef, ScheduleItem
 
@@ -30,6 +34,143 @@ _MAX_RRULE_LEN = 1000
 # Local wall time differs from a fixed offset by at most a DST shift (<= 2 h anywhere):
 # naive-local searches are widened by this much, then filtered on exact instants.
 _SLACK = timedelta(hours=3)
+
+# Work bounds (issue 7): whatever a signed schedule says, one call evaluates at most
+# MAX_EVALUATED rule instances (and dateutil examines at most MAX_EXAMINED candidate
+# periods), and only from about one period before the range asked
+# for (DTSTART is moved forward by whole periods, which keeps the series identical),
+# so FREQ=MINUTELY from a year back costs what one day of it costs. The look-ahead
+# for "next occurrence" stops at NEXT_HORIZON: a rule that never matches (Feb 30)
+# is then a bounded walk, not one to year 9999.
+MAX_EVALUATED = 1000
+MAX_EXAMINED = 5000
+NEXT_HORIZON = timedelta(days=1500)  # longer than a leap-day-only rule's 4-year gap
+_PERIOD: dict[int, timedelta] = {
+    MINUTELY: timedelta(minutes=1),
+    HOURLY: timedelta(hours=1),
+    DAILY: timedelta(days=1),
+    WEEKLY: timedelta(weeks=1),
+}
+
+
+class EvalCounter:
+    """Work done by rule evaluation in this process: instances yielded (`evaluated`)
+    and candidate periods dateutil examined (`examined`, filtered ones included).
+
+    Instrumentation for the property tests and the bench, which assert the bounds
+    by counting what the code actually did."""
+
+    evaluated = 0
+    examined = 0
+
+
+class _Exhausted(Exception):
+    """The examination budget of one evaluation ran out."""
+
+
+_DaySet = tuple[Iterable[int | None], int, int]
+
+
+class _BudgetInfo(_du._iterinfo):
+    """dateutil's per-iteration helper, counting the candidate periods it hands out.
+
+    A rule that never matches (FREQ=MINUTELY;BYMONTH=2;BYMONTHDAY=30) yields
+    nothing, so neither UNTIL nor a count of yields can stop dateutil walking to
+    year 9999 (seconds of CPU); this budget does, deterministically."""
+
+    def __init__(self, rule: rrule) -> None:
+        super().__init__(rule)
+        self.left = MAX_EXAMINED
+
+    def _spend(self) -> None:
+        EvalCounter.examined += 1
+        self.left -= 1
+        if self.left < 0:
+            raise _Exhausted
+
+    def ydayset(self, year: int, month: int, day: int) -> _DaySet:
+        self._spend()
+        return super().ydayset(year, month, day)
+
+    def mdayset(self, year: int, month: int, day: int) -> _DaySet:
+        self._spend()
+        return super().mdayset(year, month, day)
+
+    def wdayset(self, year: int, month: int, day: int) -> _DaySet:
+        self._spend()
+        return super().wdayset(year, month, day)
+
+    def ddayset(self, year: int, month: int, day: int) -> _DaySet:
+        self._spend()
+        return super().ddayset(year, month, day)
+
+
+class _BoundedRule(rrule):
+    """An rrule whose iteration uses _BudgetInfo: dateutil's own `_iter`, unchanged,
+    run with that one global name rebound (no copy of its code, no global patch)."""
+
+    _iter = types.FunctionType(
+        rrule._iter.__code__,  # type: ignore[attr-defined]
+        {**vars(_du), "_iterinfo": _BudgetInfo},
+        "_iter",
+    )
+
+
+def _near(rule: rrule, lo: datetime, hi: datetime) -> rrule:
+    """The same series, but starting at most about one period before `lo` and ending at `hi`.
+
+    `lo`/`hi` are naive local. A COUNT rule is not moved (the count runs from the
+    real DTSTART; the validator bounds COUNT instead).
+    """
+    # dateutil keeps the parsed rule in private attributes; they are stable since 2.7.
+    start: datetime = rule._dtstart  # type: ignore[attr-defined]
+    freq: int = rule._freq  # type: ignore[attr-defined]
+    interval: int = rule._interval  # type: ignore[attr-defined]
+    until: datetime | None = rule._until  # type: ignore[attr-defined]
+    given: dict[str, object] = rule._original_rule  # type: ignore[attr-defined]
+    kwargs: dict[str, object] = {
+        "interval": interval, "count": rule._count, "dtstart": start,  # type: ignore[attr-defined]
+        "freq": freq, "wkst": rule._wkst, **given,  # type: ignore[attr-defined]
+        "until": hi if until is None else min(until, hi),
+    }
+    if rule._count is None and lo > start:  # type: ignore[attr-defined]
+        if freq in _PERIOD:
+            period = _PERIOD[freq] * interval
+            k = (lo - start) // period - 1
+            if k > 0:
+                kwargs["dtstart"] = start + k * period
+        elif freq in (MONTHLY, YEARLY):
+            months = interval * (12 if freq == YEARLY else 1)
+            span = (lo.year - start.year) * 12 + lo.month - start.month
+            k = span // months - 1
+            if k > 0:
+                kwargs["dtstart"] = start + relativedelta(months=k * months)
+                # dateutil derives the day (and, yearly, the month) from DTSTART when
+                # the rule names none; moving DTSTART would clamp the 31st to the 30th,
+                # so say explicitly what the original DTSTART implied.
+                if not any(given.get(k2) for k2 in ("bymonthday", "byweekday", "byyearday",
+                                                       "byweekno", "bynweekday")):
+                    kwargs["bymonthday"] = start.day
+                    if freq == YEARLY and not given.get("bymonth"):
+                        kwargs["bymonth"] = start.month
+    with warnings.catch_warnings():
+        # COUNT with UNTIL is deprecated in RFC 5545 terms, but here UNTIL is our own
+        # work bound, not the sender's: the series ends at whichever comes first.
+        warnings.simplefilter("ignore", DeprecationWarning)
+        return _BoundedRule(**kwargs)  # type: ignore[arg-type]
+
+
+def _between(rule: rrule, lo: datetime, hi: datetime) -> Iterator[datetime]:
+    """Instances in [lo, hi] (naive local), in order; at most MAX_EVALUATED evaluated."""
+    try:
+        for n, at in enumerate(_near(rule, lo, hi), start=1):
+            EvalCounter.evaluated += 1
+            if at >= lo:
+                yield at
+            if n >= MAX_EVALUATED:
+                return
+    except _Exhausted:
+        return
 
 
 @dataclass(frozen=True)
@@ -138,7 +279,7 @@ def occurrences(
         # a fall-back, so filter exactly on aware instants afterwards.
         lo = start.astimezone(tz).replace(tzinfo=None) - _SLACK
         hi = end.astimezone(tz).replace(tzinfo=None) + _SLACK
-        ats = [_localise(n, tz) for n in rule.between(lo, hi, inc=True)]
+        ats = [_localise(n, tz) for n in _between(rule, lo, hi)]
         ats = [a for a in ats if start <= a < end]
     if item.until is not None:
         ats = [a for a in ats if a <= item.until]
@@ -154,15 +295,11 @@ def next_occurrence(item: ScheduleItem, tz: ZoneInfo, after: datetime) -> Occurr
         rule = _rule(_normalise(item.rrule, tz), first.replace(tzinfo=None))
         naive = after.astimezone(tz).replace(tzinfo=None) - _SLACK
         candidate = None
-        while True:
-            n = rule.after(naive, inc=False)
-            if n is None:
-                break
+        for n in _between(rule, naive, naive + NEXT_HORIZON):
             at = _localise(n, tz)
             if at > after:
                 candidate = at
                 break
-            naive = n
     if candidate is None or (item.until is not None and candidate > item.until):
         return None
     return _make(item, candidate)
