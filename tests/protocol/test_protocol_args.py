@@ -24,7 +24,6 @@ from agent.model import (
     AlertStop,
     LiveStart,
     LiveStop,
-    MediaPrefetch,
     MediaRef,
     ScheduleSet,
     Slide,
