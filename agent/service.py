@@ -18,7 +18,7 @@ from agent import __version__, sdnotify
 from agent.clock import ClockStatus, clock_status
 from agent.config import Config
 from agent.db import open_db
-from agent.dispatch import LOWER_BOUND_KEY, Dispatcher
+from agent.dispatch import Dispatcher
 from agent.handlers import SCHEDULE_VERSION_KEY, VOLUME_KEY, CoreHandlers, load_schedule
 from agent.heartbeat import Heartbeat, HeartbeatSources
 from agent.inbox import Inbox
@@ -34,6 +34,7 @@ from agent.replay import ReplayStore
 from agent.reporter import Reporter
 from agent.reports import Topics, dumps, state_payload
 from agent.state import StateStore
+from agent.timefloor import TimeFloor
 from agent.timeutil import rfc3339_ms
 
 log = logging.getLogger(__name__)
@@ -79,11 +80,11 @@ async def run(cfg: Config) -> int:
     topics = Topics(cfg.device.id)
     reporter = Reporter(outbox, topics, device_key, tz)
     stop = _Stop(asyncio.Event())
+    floor = TimeFloor(state)  # issue 7: the durable time floor (agent/timefloor.py)
+    floor.drop_old_bound()
 
     def clock() -> ClockStatus:
-        return clock_status(
-            cfg.clock.trust, lower_bound=float(state.get(LOWER_BOUND_KEY, 0) or 0)
-        )
+        return clock_status(cfg.clock.trust, lower_bound=floor.value(), wall=time.time())
 
     def schedule_version() -> int | None:
         v = state.get(SCHEDULE_VERSION_KEY)
@@ -139,12 +140,29 @@ async def run(cfg: Config) -> int:
         # Give the accepted ack a moment to reach the broker before we go.
         asyncio.get_running_loop().call_later(0.5, stop.event.set)
 
+    # --- sec-a (issue 7): priority of alert.stop / live.stop, PROTOCOL §3 step 8 ----
+    def active_priority(cmd: str, ident: str) -> int:
+        """Priority of the alert / live session a stop names; 0 when none is active."""
+        if sound is None:
+            return 0
+        if cmd == "alert.stop" and (alert := sound.playout.alerts.get(ident)) is not None:
+            return alert.args.priority
+        if cmd == "live.stop" and sound.live is not None:
+            session = sound.live.relay.sessions.get(ident)
+            return session.args.priority if session is not None else 0
+        return 0
+    # --- end sec-a ----------------------------------------------------------------
+
     ctx = VerifyContext(
         device_id=cfg.device.id,
         groups=frozenset(cfg.device.groups),
         trust={k.kid: k for k in cfg.trust},
+        active_priority=active_priority,
+        max_media_bytes=cfg.storage.cache_quota_mb * 1024 * 1024,
     )
-    dispatcher = Dispatcher(ctx, replay=replay, state=state, reporter=reporter, clock_status=clock)
+    dispatcher = Dispatcher(
+        ctx, replay=replay, state=state, reporter=reporter, clock_status=clock, floor=floor
+    )
 
     async def on_schedule(schedule: ScheduleSet) -> list[str]:
         media.schedule_changed(schedule.items)
@@ -189,10 +207,12 @@ async def run(cfg: Config) -> int:
             f"state database was corrupt and was replaced; old file kept at {db.recovered_from}",
         )
     await intake.load_journal()
-    # Forget accepted jtis whose exp has passed, by the best time we have.
-    await asyncio.to_thread(
-        replay.prune, time.time() if clock().trusted else dispatcher.lower_bound()
-    )
+    # Forget accepted jtis whose exp has passed, by the time floor only: a trusted
+    # clock already moved it, and an untrusted one (or NTP spoofed into the past)
+    # must never make a pruned jti acceptable again (issue 7 item 4).
+    if clock().trusted and floor.trusted_wall(time.time()):
+        await asyncio.to_thread(floor.persist)
+    await asyncio.to_thread(replay.prune, floor.value())
 
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -210,6 +230,7 @@ async def run(cfg: Config) -> int:
         asyncio.create_task(intake.run(), name="intake"),
         asyncio.create_task(heartbeats(), name="heartbeat"),
         asyncio.create_task(sdnotify.watchdog_loop(), name="watchdog"),
+        asyncio.create_task(floor.run(lambda: clock().trusted), name="time-floor"),
     ]
     sdnotify.notify("READY=1")
     log.info("tcs-agent %s started as %s", __version__, cfg.device.id)
