@@ -100,7 +100,8 @@ class Rejection:
     detail: str
     jti: str | None  # echoed when readable, even unverified (§6.3)
     cmd: str | None
-    verified_iat: int | None  # set once the signature verified (informative: never moves the time floor)
+    # Set once the signature verified; informative only: it never moves the time floor.
+    verified_iat: int | None
 
 
 @dataclass(frozen=True)
