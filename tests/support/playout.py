@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import wave
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
@@ -31,11 +31,13 @@ TZ = ZoneInfo("Asia/Ho_Chi_Minh")
 
 
 def sound_agent(
-    workdir: Path, broker: Any, *, quiet: str = "", extra_audio: str = ""
+    workdir: Path, broker: Any, *, quiet: str = "", extra_audio: str = "",
+    more_keys: Sequence[TrustKey] = (), **config: Any,
 ) -> tuple[AgentProc, Province, TrustKey]:
-    """Enrol an agent whose `[audio] output` is the null sink ("pulse"); not started."""
+    """Enrol an agent whose `[audio] output` is the null sink ("pulse"); not started.
+    `more_keys` are trusted besides the province's; `config` goes to agent_config."""
     key = TrustKey("vn-48-emergency")
-    agent = AgentProc.create(workdir, broker, DEVICE, ["vn-48"], [key])
+    agent = AgentProc.create(workdir, broker, DEVICE, ["vn-48"], [key, *more_keys], **config)
     text = agent.config.read_text()
     audio = 'output = "pulse"\namp_lead_s = 0\n'
     if quiet:
