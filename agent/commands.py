@@ -18,7 +18,7 @@ from datetime import datetime
 from typing import Any, Final, Literal, cast
 from urllib.parse import urlsplit
 
-from dateutil.rrule import MINUTELY, rrule, rrulestr
+from dateutil.rrule import DAILY, MINUTELY, rrule, rrulestr
 from packaging.version import InvalidVersion, Version
 
 from agent import cap
@@ -81,7 +81,7 @@ MAX_VERSION: Final = 2**53  # what a JavaScript central can still count exactly
 MAX_ITEMS: Final = 200
 MAX_MEDIA: Final = 32  # per item, per alert, per media.prefetch
 MAX_SLIDES: Final = 64
-MAX_RRULE_COUNT: Final = 10000
+MAX_RRULE_COUNT: Final = 2000
 MAX_RRULE_INTERVAL: Final = 10000
 MAX_WARNINGS: Final = 20  # unknown-field warnings listed in one ack; the rest counted
 MAX_VERSION_LEN: Final = 64
@@ -364,8 +364,11 @@ def _check_rrule(rule: str, start: datetime, path: str) -> None:
         raise ArgsError(f"{path}: must not contain DTSTART (start gives it)")
     if "\n" in rule or "\r" in rule:
         raise ArgsError(f"{path}: one rule only, no line breaks")
-    if "BYEASTER" in rule.upper():
+    upper = rule.upper()
+    if "BYEASTER" in upper:
         raise ArgsError(f"{path}: BYEASTER is not RFC 5545")
+    if "COUNT=" in upper and "UNTIL=" in upper:
+        raise ArgsError(f"{path}: COUNT and UNTIL must not both be given (RFC 5545)")
     try:
         parsed = rrulestr(rule, dtstart=start)
     except Exception as exc:  # dateutil raises ValueError, TypeError, ... on odd rules
@@ -375,12 +378,20 @@ def _check_rrule(rule: str, start: datetime, path: str) -> None:
     # dateutil's parsed fields (stable private attributes since 2.7).
     if parsed._freq > MINUTELY:  # type: ignore[attr-defined]
         raise ArgsError(f"{path}: FREQ=SECONDLY is not allowed (at most MINUTELY)")
+    if parsed._bysetpos and parsed._freq >= DAILY:  # type: ignore[attr-defined]
+        # Selecting within a day's (or shorter) set is not what a programme needs, and
+        # a position beyond the set makes dateutil build and discard a set per period.
+        raise ArgsError(f"{path}: BYSETPOS needs FREQ=WEEKLY, MONTHLY or YEARLY")
     seconds = parsed._bysecond or ()  # type: ignore[attr-defined]
     if len(seconds) > 1:
         raise ArgsError(f"{path}: BYSECOND may name one second only (at most one a minute)")
     count = parsed._count  # type: ignore[attr-defined]
     if count is not None and count > MAX_RRULE_COUNT:
         raise ArgsError(f"{path}: COUNT {count} is above {MAX_RRULE_COUNT}")
+    if count is not None and parsed._freq > DAILY:  # type: ignore[attr-defined]
+        # A COUNT is walked from DTSTART once (agent/scheduler/occurrences.py); by the
+        # minute that walk is what a device cannot afford. UNTIL says the same.
+        raise ArgsError(f"{path}: COUNT needs FREQ=DAILY or longer (use UNTIL)")
     if parsed._interval > MAX_RRULE_INTERVAL:  # type: ignore[attr-defined]
         raise ArgsError(f"{path}: INTERVAL is above {MAX_RRULE_INTERVAL}")
     until = parsed._until  # type: ignore[attr-defined]

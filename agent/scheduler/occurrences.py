@@ -14,10 +14,9 @@ from __future__ import annotations
 
 import re
 import types
-import warnings
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import MAXYEAR, UTC, datetime, timedelta
 from functools import lru_cache
 from zoneinfo import ZoneInfo
 
@@ -42,9 +41,13 @@ _SLACK = timedelta(hours=3)
 # so FREQ=MINUTELY from a year back costs what one day of it costs. The look-ahead
 # for "next occurrence" stops at NEXT_HORIZON: a rule that never matches (Feb 30)
 # is then a bounded walk, not one to year 9999.
-MAX_EVALUATED = 1000
-MAX_EXAMINED = 5000
-NEXT_HORIZON = timedelta(days=1500)  # longer than a leap-day-only rule's 4-year gap
+MAX_EVALUATED = 500
+MAX_EXAMINED = 3000
+COUNT_EXAMINED = 2000  # once per COUNT rule, cached (see _count_to_until)
+# The playout runner plans again at least every 30 s, so "next" only needs to see
+# far enough to wake on time and prepare media: a week and a day covers any weekly
+# programme; a yearly one is found once it is that close.
+NEXT_HORIZON = timedelta(days=8)
 _PERIOD: dict[int, timedelta] = {
     MINUTELY: timedelta(minutes=1),
     HOURLY: timedelta(hours=1),
@@ -80,28 +83,33 @@ class _BudgetInfo(_du._iterinfo):
 
     def __init__(self, rule: rrule) -> None:
         super().__init__(rule)
-        self.left = MAX_EXAMINED
+        self.left = getattr(rule, "budget", MAX_EXAMINED)
+        until = rule._until  # type: ignore[attr-defined]
+        # dateutil checks UNTIL only on what it yields; we also stop examining periods
+        # that begin after it, so a rule that matches nothing ends at UNTIL too.
+        self.last = ((until.year, until.month, until.day) if until
+                     else getattr(rule, "last_period", (MAXYEAR, 13, 32)))
 
-    def _spend(self) -> None:
+    def _spend(self, period: tuple[int, int, int]) -> None:
         EvalCounter.examined += 1
         self.left -= 1
-        if self.left < 0:
+        if self.left < 0 or period > self.last:
             raise _Exhausted
 
     def ydayset(self, year: int, month: int, day: int) -> _DaySet:
-        self._spend()
+        self._spend((year, 1, 1))
         return super().ydayset(year, month, day)
 
     def mdayset(self, year: int, month: int, day: int) -> _DaySet:
-        self._spend()
+        self._spend((year, month, 1))
         return super().mdayset(year, month, day)
 
     def wdayset(self, year: int, month: int, day: int) -> _DaySet:
-        self._spend()
+        self._spend((year, month, day))
         return super().wdayset(year, month, day)
 
     def ddayset(self, year: int, month: int, day: int) -> _DaySet:
-        self._spend()
+        self._spend((year, month, day))
         return super().ddayset(year, month, day)
 
 
@@ -116,11 +124,46 @@ class _BoundedRule(rrule):
     )
 
 
+class _CountRule(_BoundedRule):
+    """Evaluated once per rule (cached) to turn COUNT into UNTIL: a larger budget."""
+
+    budget = COUNT_EXAMINED
+    # Nothing the validator accepts lies beyond 2100 (agent/commands.py MAX_YEAR).
+    last_period = (2101, 1, 1)
+
+
+def _count_to_until(rule: rrule) -> rrule:
+    """The same series with its COUNT replaced by the UNTIL of its last instance.
+
+    A COUNT runs from the real DTSTART, so a COUNT rule could not be moved near the
+    range asked for; once its last instance is known (one walk of at most COUNT
+    instances, validated <= 2000, FREQ=DAILY or longer), it can. A series too sparse to finish within
+    COUNT_EXAMINED periods ends where the walk stopped.
+    """
+    given = dict(rule._original_rule)  # type: ignore[attr-defined]
+    kwargs: dict[str, object] = {
+        "interval": rule._interval, "count": rule._count,  # type: ignore[attr-defined]
+        "dtstart": rule._dtstart, "freq": rule._freq,  # type: ignore[attr-defined]
+        "wkst": rule._wkst, **given,  # type: ignore[attr-defined]
+    }
+    last: datetime | None = None
+    try:
+        for at in _CountRule(**kwargs):  # type: ignore[arg-type]
+            EvalCounter.evaluated += 1
+            last = at
+    except (_Exhausted, ValueError):
+        pass
+    kwargs["count"] = None
+    # No instance at all: an UNTIL before DTSTART gives dateutil's empty series.
+    start: datetime = rule._dtstart  # type: ignore[attr-defined]
+    kwargs["until"] = last if last is not None else start - timedelta(seconds=1)
+    return rrule(**kwargs)  # type: ignore[arg-type]
+
+
 def _near(rule: rrule, lo: datetime, hi: datetime) -> rrule:
     """The same series, but starting at most about one period before `lo` and ending at `hi`.
 
-    `lo`/`hi` are naive local. A COUNT rule is not moved (the count runs from the
-    real DTSTART; the validator bounds COUNT instead).
+    `lo`/`hi` are naive local; COUNT rules were turned into UNTIL ones by `_rule`.
     """
     # dateutil keeps the parsed rule in private attributes; they are stable since 2.7.
     start: datetime = rule._dtstart  # type: ignore[attr-defined]
@@ -153,11 +196,7 @@ def _near(rule: rrule, lo: datetime, hi: datetime) -> rrule:
                     kwargs["bymonthday"] = start.day
                     if freq == YEARLY and not given.get("bymonth"):
                         kwargs["bymonth"] = start.month
-    with warnings.catch_warnings():
-        # COUNT with UNTIL is deprecated in RFC 5545 terms, but here UNTIL is our own
-        # work bound, not the sender's: the series ends at whichever comes first.
-        warnings.simplefilter("ignore", DeprecationWarning)
-        return _BoundedRule(**kwargs)  # type: ignore[arg-type]
+    return _BoundedRule(**kwargs)  # type: ignore[arg-type]
 
 
 def _between(rule: rrule, lo: datetime, hi: datetime) -> Iterator[datetime]:
@@ -170,6 +209,10 @@ def _between(rule: rrule, lo: datetime, hi: datetime) -> Iterator[datetime]:
             if n >= MAX_EVALUATED:
                 return
     except _Exhausted:
+        return
+    except ValueError:
+        # dateutil finds some BYHOUR/INTERVAL combinations empty only while iterating
+        # ("Invalid combination of interval and byhour"): a series with no instances.
         return
 
 
@@ -237,6 +280,8 @@ def _rule(body: str, dtstart_local_naive: datetime) -> rrule:
         raise ValueError(f"rrule {body!r} is not a valid RFC 5545 rule: {exc}") from None
     if not isinstance(rule, rrule):
         raise ValueError(f"rrule {body!r} is not a single RRULE")
+    if rule._count is not None:  # type: ignore[attr-defined]
+        rule = _count_to_until(rule)
     return rule
 
 
@@ -287,7 +332,8 @@ def occurrences(
 
 
 def next_occurrence(item: ScheduleItem, tz: ZoneInfo, after: datetime) -> Occurrence | None:
-    """The item's first occurrence strictly after `after`, or None if the series ended."""
+    """The item's first occurrence strictly after `after` and within NEXT_HORIZON of it,
+    or None (the series ended, or its next instance is further away than that)."""
     first = item.start.astimezone(tz)
     if item.rrule is None:
         candidate: datetime | None = first if first > after else None
