@@ -137,8 +137,8 @@ def _count_to_until(rule: rrule) -> rrule:
 
     A COUNT runs from the real DTSTART, so a COUNT rule could not be moved near the
     range asked for; once its last instance is known (one walk of at most COUNT
-    instances, validated <= 2000, FREQ=DAILY or longer), it can. A series too sparse to finish within
-    COUNT_EXAMINED periods ends where the walk stopped.
+    instances, validated <= 2000, FREQ=DAILY or longer), it can. A series too sparse
+    to finish within COUNT_EXAMINED periods ends where the walk stopped.
     """
     given = dict(rule._original_rule)  # type: ignore[attr-defined]
     kwargs: dict[str, object] = {
