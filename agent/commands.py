@@ -465,7 +465,7 @@ def _alert_start(r: _Reader, warnings: list[str]) -> AlertStart:
         alert_id=alert_id,
         media=media,
         text=text,
-        lang=r.str_("lang", max_len=35, default="vi"),
+        lang=_lang(r),
         priority=r.int_("priority", 90, 100, default=DEFAULT_ALERT_PRIORITY),
         repeat=r.int_("repeat", 1, 100, default=3),
         gap_s=r.number("gap_s", lo=0.0, hi=MAX_GAP_S, default=5.0),
@@ -473,6 +473,18 @@ def _alert_start(r: _Reader, warnings: list[str]) -> AlertStart:
         volume=r.int_("volume", 0, 100, default=100),
         until=r.opt_time("until"),
     )
+
+
+_LANG = re.compile(r"[A-Za-z]{2,3}(-[A-Za-z0-9]{1,8})*")
+
+
+def _lang(r: _Reader) -> str:
+    # It becomes an espeak-ng voice name: a BCP 47-shaped tag, nothing else. An
+    # unknown one is not an error (the alert falls back to the configured voice).
+    lang = r.str_("lang", max_len=35, default="vi")
+    if not _LANG.fullmatch(lang):
+        raise ArgsError(f"lang: {_short(lang)} is not a language tag such as vi or vi-VN")
+    return lang
 
 
 def _alert_cap(r: _Reader, warnings: list[str]) -> AlertCap:

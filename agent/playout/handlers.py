@@ -93,7 +93,7 @@ class PlayoutHandlers:
         try:
             programme = await build_alert(
                 self._engine, media=media, sha256s=shas, text=args.text, lang=args.lang,
-                repeat=args.repeat, gap_s=args.gap_s, chime=args.chime,
+                repeat=args.repeat, gap_s=args.gap_s, chime=args.chime, warnings=warnings,
             )  # fmt: skip
         except Exception as e:  # bad media / espeak failure: the province must see why
             log.exception("alert %s could not be built", args.alert_id)

@@ -259,3 +259,18 @@ def test_a_pruned_jti_never_comes_back_with_a_clock_in_the_past(
         hb = province.wait_for(started(t), 30)
         assert json.loads(hb.payload)["volume"] == 30
     province.close()
+
+
+def test_an_alert_in_an_unknown_lang_is_spoken_with_the_configured_voice(
+    tmp_path: Path, broker: Any, pulse: PulseRig  # noqa: F811
+) -> None:
+    # Issue 7 item 9: `espeak-ng -v vn` exits 1. The configured voice speaks instead.
+    agent, province, _ = sound_agent(tmp_path / "a", broker)
+    with recording(agent, province, pulse) as rec:
+        sent = time.time()
+        jti = province.send(DEVICE, "alert.start", {"alert_id": "vn-1", "text": ALERT_TEXT,
+                                                    "lang": "vn", "repeat": 1})  # fmt: skip
+        province.wait_ack(jti, status="accepted", timeout=30)
+        wait_audible(rec, after=sent)
+        done = province.wait_ack(jti, status="done", timeout=60)
+        assert any("'vn'" in w and "configured voice 'vi'" in w for w in done["warnings"]), done
