@@ -51,10 +51,12 @@ def main() -> None:
         inputs = PlanInputs(items, HCM, quiet=parse_quiet_hours("22:00-05:00"))
         state = PlannerState()
         for name, fn in (
-            ("plan (cold)", lambda: plan(NOW, inputs, state)),
-            ("plan", lambda: plan(NOW + timedelta(seconds=30), inputs, state)),
-            ("look-ahead 48 h", lambda: upcoming_media(items, HCM, NOW, timedelta(hours=48))),
-            ("look-ahead 31 d", lambda: upcoming_media(items, HCM, NOW, timedelta(days=31))),
+            ("plan (cold)", lambda i=inputs, s=state: plan(NOW, i, s)),
+            ("plan", lambda i=inputs, s=state: plan(NOW + timedelta(seconds=30), i, s)),
+            ("look-ahead 48 h",
+             lambda it=items: upcoming_media(it, HCM, NOW, timedelta(hours=48))),
+            ("look-ahead 31 d",
+             lambda it=items: upcoming_media(it, HCM, NOW, timedelta(days=31))),
         ):
             cpu, evaluated, examined = measure(fn)
             worst = max(worst, cpu)
