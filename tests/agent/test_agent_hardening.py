@@ -14,6 +14,7 @@ sent to a real agent through a real broker; what matters is heard at the null si
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import time
@@ -23,9 +24,12 @@ from typing import Any
 
 import pytest
 from support.agentproc import AgentProc, Province, TrustKey
+from support.http_media import MediaServer
 from support.playout import DEVICE, proofs, recording, sound_agent
 from support.pulse import PulseRig, pulse  # noqa: F401  (fixture)
 from support.recorded import ALERT_TEXT, wait_audible
+
+from agent import jws
 
 GROUP = "vn-48"
 CLOCKSHIFT = Path(__file__).resolve().parents[1] / "support" / "clockshift"
@@ -274,3 +278,46 @@ def test_an_alert_in_an_unknown_lang_is_spoken_with_the_configured_voice(
         wait_audible(rec, after=sent)
         done = province.wait_ack(jti, status="done", timeout=60)
         assert any("'vn'" in w and "configured voice 'vi'" in w for w in done["warnings"]), done
+
+
+def test_no_message_ever_reveals_a_local_file(tmp_path: Path, broker: Any) -> None:
+    """Issue 7 item 6: a remote `file://` MediaRef is refused, a LAN URL too, and no
+    ack, event, proof or heartbeat carries the hash (or size) of a file on the device."""
+    secret = tmp_path / "broker.pass"
+    secret.write_bytes(os.urandom(777))
+    digest = hashlib.sha256(secret.read_bytes()).hexdigest()
+    key = TrustKey("vn-48-emergency")
+    agent = AgentProc.create(tmp_path / "a", broker, DEVICE, [GROUP], [key])
+    province = Province(broker, key)
+    with MediaServer() as lan, agent:
+        province.wait_for(lambda m: m.topic.endswith(f"{DEVICE}/hb"), 30)
+        on_lan = lan.add("/secret", secret.read_bytes())
+        guess = "0" * 64  # the sender does not know the hash: that is what it probes for
+        for url in (secret.as_uri(), f"file://localhost{secret}", on_lan):
+            ref = {"url": url, "sha256": guess, "size": 777, "type": "audio/wav"}
+            for cmd, args in (
+                ("media.prefetch", {"media": [ref]}),
+                ("alert.start", {"alert_id": "probe", "media": [ref], "repeat": 1}),
+                ("schedule.set", {"version": 1, "items": [{
+                    "id": "p", "kind": "audio", "media": [ref],
+                    "start": time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime())}]}),
+            ):
+                jti = province.send(DEVICE, cmd, args)
+                first = province.wait_ack(jti, timeout=10)
+                if url.startswith("file:"):
+                    assert (first["status"], first["code"]) == ("rejected", "bad_args"), first
+                elif cmd == "media.prefetch":  # the LAN address: refused when fetched
+                    failed = province.wait_ack(jti, status="failed", timeout=30)
+                    assert any("LAN" in w or "loopback" in w for w in failed["warnings"]), failed
+        assert lan.served("/secret") == []  # not even asked for
+        asked = time.time()
+        province.wait_ack(province.send(DEVICE, "status.request"))
+        province.wait_for(lambda m: m.topic.endswith("/hb") and m.at >= asked, 10)
+    province.close()
+    for m in province.messages:
+        texts = [m.payload]
+        if m.topic.endswith("/proof"):
+            texts += [jws.b64url_decode(part) for part in m.payload.split(b".")[:2]]
+        for text in texts:
+            assert digest.encode() not in text.lower(), (m.topic, text[:300])
+            assert digest[:12].encode() not in text.lower(), (m.topic, text[:300])
