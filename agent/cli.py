@@ -108,6 +108,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     cache = sub.add_parser("cache", help="media cache tools (ls, verify, fetch)")
     add_cache_subparsers(cache.add_subparsers(dest="cache_command", required=True))
+
+    from agent.floorcli import add_subparsers as add_clock_subparsers
+
+    clock = sub.add_parser("clock", help="time floor tools (lower-floor)")
+    add_clock_subparsers(clock.add_subparsers(dest="clock_command", required=True))
     return p
 
 

@@ -49,7 +49,9 @@ ID_PATTERN: Final = re.compile(r"^[a-z0-9][a-z0-9-]{2,63}$")
 # A trust glob that matches none of the §4 commands is almost certainly a typo
 # ("alerts.*") and would silently grant nothing. agent.model holds only data, so the
 # config validator still does not depend on the command parser.
-KNOWN_COMMANDS: Final[tuple[str, ...]] = COMMAND_NAMES
+# ... plus the one token a technician applies on the device, never from the broker
+# (agent/floorcli.py), so a key may be scoped to it alone.
+KNOWN_COMMANDS: Final[tuple[str, ...]] = (*COMMAND_NAMES, "clock.lower_floor")
 _GLOB_CHARS: Final = re.compile(r"^[a-z0-9._*?-]+$")
 _QUIET_HOURS: Final = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)-([01]\d|2[0-3]):([0-5]\d)$")
 _LANGUAGE: Final = re.compile(r"^[a-z]{2,3}(-[A-Za-z0-9]{1,8})*$")

@@ -347,6 +347,20 @@ def _internal(exc: Exception) -> Rejection:
     return _reject("malformed", f"internal verifier error: {type(exc).__name__}", None)
 
 
+def verify_signed(payload: bytes, topic: str, ctx: VerifyContext
+                  ) -> tuple[dict[str, Any], TrustKeyLike] | Rejection:
+    """Steps 1-5 only (framing, alg, key, signature, audience) and `exp` against the
+    token's own `iat`: for tokens that are not §4 commands and never come from the
+    broker (the technician's `tcs-agent clock lower-floor`, agent/floorcli.py)."""
+    try:
+        first = _steps_1_to_6(payload, topic, ctx, 0.0, False, 0.0)
+    except Exception as exc:
+        return _internal(exc)
+    if isinstance(first, Rejection):
+        return first
+    return first[0].claims, first[1]
+
+
 def verify_command(payload: bytes, topic: str, ctx: VerifyContext, *, now: float,
                    clock_trusted: bool, time_lower_bound: float,
                    seen_jti: Callable[[str], str | None]) -> Outcome:

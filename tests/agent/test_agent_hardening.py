@@ -15,24 +15,21 @@ sent to a real agent through a real broker; what matters is heard at the null si
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import pytest
+from support.agentclock import AgentClock
 from support.agentproc import AgentProc, Province, TrustKey
 from support.http_media import MediaServer
 from support.playout import DEVICE, proofs, recording, sound_agent
-from support.pulse import PulseRig, pulse  # noqa: F401  (fixture)
+from support.pulse import PulseRig
 from support.recorded import ALERT_TEXT, wait_audible
 
 from agent import jws
 
 GROUP = "vn-48"
-CLOCKSHIFT = Path(__file__).resolve().parents[1] / "support" / "clockshift"
 MEDIA = {"url": "https://media.example.vn/a.mp3", "sha256": "a" * 64, "size": 1000,
          "type": "audio/mpeg"}  # fmt: skip
 
@@ -99,16 +96,24 @@ def _alert_heard(province: Province, rec: Any, alert_id: str) -> None:
     province.wait_ack(jti, status="done", timeout=60)
 
 
-def _restart(agent: AgentProc, province: Province) -> None:
+def _restart(agent: AgentProc, province: Province, *, trust: str | None = None,
+             clock: AgentClock | None = None, offset_s: float = 0.0) -> dict[str, Any]:
+    """Stop the agent cleanly (it must still be running), optionally set its clock trust
+    mode or clock offset, start it; its first heartbeat."""
     assert agent.proc is not None and agent.proc.poll() is None, agent.output()[-3000:]
     assert agent.stop() == 0, agent.output()[-3000:]
+    if trust is not None:
+        _set_trust(agent, trust)
+    if clock is not None:
+        clock.set(offset_s)
     started = time.time()
     agent.start()
-    province.wait_for(lambda m: m.topic == f"tcs/v1/dev/{DEVICE}/hb" and m.at >= started, 30)
+    hb = province.wait_for(lambda m: m.topic == f"tcs/v1/dev/{DEVICE}/hb" and m.at >= started, 30)
+    return hb.json()  # type: ignore[no-any-return]
 
 
 def test_item_1_inputs_are_refused_or_harmless_and_an_alert_is_heard_after(
-    tmp_path: Path, broker: Any, pulse: PulseRig  # noqa: F811
+    tmp_path: Path, broker: Any, pulse: PulseRig
 ) -> None:
     commune = commune_key()
     agent, province, _ = sound_agent(tmp_path / "a", broker, more_keys=[commune])
@@ -142,7 +147,7 @@ def _set_trust(agent: AgentProc, mode: str) -> None:
 
 
 def test_item_2_a_poisoned_iat_never_blocks_an_alert_on_an_untrusted_clock(
-    tmp_path: Path, broker: Any, pulse: PulseRig  # noqa: F811
+    tmp_path: Path, broker: Any, pulse: PulseRig
 ) -> None:
     commune = commune_key()
     agent, province, _ = sound_agent(tmp_path / "a", broker, more_keys=[commune])
@@ -157,19 +162,13 @@ def test_item_2_a_poisoned_iat_never_blocks_an_alert_on_an_untrusted_clock(
                     iat=2**53 - 600, ttl=600)
         assert province.wait_ack(jti)["status"] == "accepted"
         # Power cut, no RTC, no NTP: the clock is not trusted at the next start.
-        agent.stop()
-        _set_trust(agent, "never")
-        started = time.time()
-        agent.start()
-        province.wait_for(lambda m: m.topic == f"tcs/v1/dev/{DEVICE}/hb" and m.at >= started,
-                          30)  # fmt: skip
-        hb = province.wait_for(lambda m: m.topic.endswith("/hb") and m.at >= started).json()
+        hb = _restart(agent, province, trust="never")
         assert hb["clock"]["synced"] is False, hb
         _alert_heard(province, rec, "flood-untrusted")
 
 
 def test_a_commune_key_cannot_stop_a_province_alert(
-    tmp_path: Path, broker: Any, pulse: PulseRig  # noqa: F811
+    tmp_path: Path, broker: Any, pulse: PulseRig
 ) -> None:
     commune = commune_key("schedule.set", "test.run", "alert.stop")
     agent, province, _ = sound_agent(tmp_path / "a", broker, more_keys=[commune])
@@ -191,53 +190,21 @@ def test_a_commune_key_cannot_stop_a_province_alert(
     assert record["outcome"] == "completed", record
 
 
-class AgentClock:
-    """Steps the wall clock of the agent's process tree only (tests/support/clockshift)."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-
-    def set(self, offset_s: float) -> None:
-        tmp = self.path.with_suffix(".tmp")
-        tmp.write_text(repr(offset_s))
-        os.replace(tmp, self.path)
-
-
-@pytest.fixture
-def agent_clock(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AgentClock:
-    path = tmp_path / "clock-offset"
-    path.write_text("0.0")
-    pp = os.environ.get("PYTHONPATH")
-    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(p for p in (str(CLOCKSHIFT), pp) if p))
-    monkeypatch.setenv("TCS_TEST_CLOCK_OFFSET_FILE", str(path))
-    return AgentClock(path)
-
-
 def test_a_pruned_jti_never_comes_back_with_a_clock_in_the_past(
     tmp_path: Path, broker: Any, agent_clock: AgentClock
 ) -> None:
     key = TrustKey("vn-48-emergency")
     agent = AgentProc.create(tmp_path / "a", broker, DEVICE, [GROUP], [key])
     province = Province(broker, key)
-    started: Callable[[float], Callable[[Any], bool]] = lambda t: (  # noqa: E731
-        lambda m: m.topic == f"tcs/v1/dev/{DEVICE}/hb" and m.at >= t)
     with agent:
-        province.wait_for(started(0), 30)
+        province.wait_for(lambda m: m.topic == f"tcs/v1/dev/{DEVICE}/hb", 30)
         jti, token = province.token(DEVICE, "volume.set", {"level": 30}, ttl=120)
         province.publish(f"tcs/v1/dev/{DEVICE}/cmd", token)
         assert province.wait_ack(jti)["status"] == "accepted"
         # A day passes (trusted clock): the restart prunes the used jti.
-        agent.stop()
-        agent_clock.set(86400.0)
-        t = time.time()
-        agent.start()
-        province.wait_for(started(t), 30)
+        _restart(agent, province, clock=agent_clock, offset_s=86400.0)
         # NTP spoofed back to the real day (the kernel still says "synchronised").
-        agent.stop()
-        agent_clock.set(0.0)
-        t = time.time()
-        agent.start()
-        province.wait_for(started(t), 30)
+        _restart(agent, province, clock=agent_clock, offset_s=0.0)
         _, replay = province.token(DEVICE, "volume.set", {"level": 99}, jti=jti, ttl=120)
         province.publish(f"tcs/v1/dev/{DEVICE}/cmd", replay)
         # `expired` (§3 step 6 runs before the jti check): the time floor, a day
@@ -245,11 +212,7 @@ def test_a_pruned_jti_never_comes_back_with_a_clock_in_the_past(
         again = province.wait_ack(jti, status="rejected", timeout=10)
         assert again["code"] in ("expired", "replayed"), again
         # And after an untrusted boot the same holds, for the very token too.
-        agent.stop()
-        _set_trust(agent, "never")
-        t = time.time()
-        agent.start()
-        province.wait_for(started(t), 30)
+        _restart(agent, province, trust="never")
         n = len([a for a in province.acks() if a["jti"] == jti])
         province.publish(f"tcs/v1/dev/{DEVICE}/cmd", token)
         province.wait_for(lambda m: m.topic.endswith("/ack")
@@ -257,16 +220,12 @@ def test_a_pruned_jti_never_comes_back_with_a_clock_in_the_past(
         last = [a for a in province.acks() if a["jti"] == jti][-1]
         assert (last["status"], last["code"]) == ("rejected", "expired"), last
         # Nothing was acted on: a restart's first heartbeat still reports volume 30.
-        agent.stop()
-        t = time.time()
-        agent.start()
-        hb = province.wait_for(started(t), 30)
-        assert json.loads(hb.payload)["volume"] == 30
+        assert _restart(agent, province)["volume"] == 30
     province.close()
 
 
 def test_an_alert_in_an_unknown_lang_is_spoken_with_the_configured_voice(
-    tmp_path: Path, broker: Any, pulse: PulseRig  # noqa: F811
+    tmp_path: Path, broker: Any, pulse: PulseRig
 ) -> None:
     # Issue 7 item 9: `espeak-ng -v vn` exits 1. The configured voice speaks instead.
     agent, province, _ = sound_agent(tmp_path / "a", broker)

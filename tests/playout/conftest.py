@@ -2,4 +2,5 @@
 
 from __future__ import annotations
 
+from support.agentclock import agent_clock  # noqa: F401  (re-exported fixture)
 from support.pulse import pulse  # noqa: F401  (re-exported fixture)
