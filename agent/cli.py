@@ -117,6 +117,13 @@ def register_cache(sub: SubParsers, common: argparse.ArgumentParser) -> None:
     add_cache_subparsers(cache.add_subparsers(dest="cache_command", required=True), common)
 
 
+def register_clock(sub: SubParsers, common: argparse.ArgumentParser) -> None:
+    from agent.floorcli import add_subparsers as add_clock_subparsers
+
+    clock = sub.add_parser("clock", help=_("time floor tools (lower-floor)"), parents=[common])
+    add_clock_subparsers(clock.add_subparsers(dest="clock_command", required=True), common)
+
+
 def _registrars() -> list[Callable[[SubParsers, argparse.ArgumentParser], None]]:
     from agent import audiodevices, identity, logs, tech_cli, update
 
@@ -129,6 +136,7 @@ def _registrars() -> list[Callable[[SubParsers, argparse.ArgumentParser], None]]
         logs.register,
         update.register,  # update install | confirm | rollback
         tech_cli.register,  # doctor, status, test speaker|display
+        register_clock,  # clock lower-floor
     ]
 
 

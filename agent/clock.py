@@ -6,8 +6,8 @@ kernel knows whether NTP disciplined it: `adjtimex(2)` reports `TIME_ERROR` or t
 `STA_UNSYNC` status bit while unsynchronised. A hardware RTC that set the clock
 at boot shows as `/sys/class/rtc/rtc0/hctosys` = 1.
 
-While untrusted, the largest `iat` of a command whose signature verified is a
-lower bound for the time (the province's clock vouches for it).
+While untrusted, the durable time floor (agent/timefloor.py: trusted wall time
+seen and `iat`s of accepted commands) is the lower bound for the time.
 """
 
 from __future__ import annotations
@@ -107,8 +107,21 @@ class ClockStatus:
         return {"synced": self.trusted, "source": self.source}
 
 
-def clock_status(mode: TrustMode, *, lower_bound: float) -> ClockStatus:
-    """Combine the configured mode with the kernel's word and the command lower bound."""
+# A floor raised by an accepted iat may be a little ahead of a good clock (the
+# province's clock runs ahead, or the leeway): only further below it is a clock wrong.
+FLOOR_LEEWAY_S = 30
+
+
+def clock_status(mode: TrustMode, *, lower_bound: float, wall: float | None = None
+                 ) -> ClockStatus:
+    """Combine the configured mode with the kernel's word and the time floor.
+
+    A wall clock below the floor (`lower_bound`, agent/timefloor.py) is not trusted,
+    whatever NTP or the configuration say: NTP spoofed into the past, or an RTC with
+    a dead battery, must not reopen the replay window or replay yesterday's programme.
+    """
+    if wall is not None and wall < lower_bound - FLOOR_LEEWAY_S:
+        return ClockStatus(False, "command" if lower_bound > 0 else "none")
     if mode == "always":
         return ClockStatus(True, "ntp")
     if mode == "auto":

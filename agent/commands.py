@@ -18,12 +18,14 @@ from datetime import datetime
 from typing import Any, Final, Literal, cast
 from urllib.parse import urlsplit
 
-from dateutil.rrule import rrulestr
+from dateutil.rrule import DAILY, MINUTELY, rrule, rrulestr
+from packaging.version import InvalidVersion, Version
 
 from agent import cap, wire
 from agent.model import (
     COMMAND_NAMES,
     AgentRestart,
+    AgentUpdate,
     AlertCap,
     AlertStart,
     AlertStop,
@@ -66,9 +68,25 @@ MAX_GAP_S: Final = 3600.0
 # A slide's style goes to the display renderer and into storage as JSON: keep it shallow
 # so no later json.dumps or renderer walk can hit Python's recursion limit.
 MAX_STYLE_DEPTH: Final = 4
+# Bounds on everything a command may make the device store or compute (issue 7:
+# one schedule.set must not be able to brick a device). docs/PROTOCOL-NOTES.md
+# lists them; each is far above what a real province sends.
+MIN_YEAR: Final = 2000
+MAX_YEAR: Final = 2100
+MAX_WINDOW_S: Final = 86400
+MAX_VERSION: Final = 2**53  # what a JavaScript central can still count exactly
+MAX_ITEMS: Final = 200
+MAX_MEDIA: Final = 32  # per item, per alert, per media.prefetch
+MAX_SLIDES: Final = 64
+MAX_RRULE_COUNT: Final = 2000
+MAX_RRULE_INTERVAL: Final = 10000
+MAX_WARNINGS: Final = 20  # unknown-field warnings listed in one ack; the rest counted
+MAX_VERSION_LEN: Final = 64
 
 _HEX64 = re.compile(r"[0-9a-fA-F]{64}")
-_MEDIA_SCHEMES: Final = frozenset({"http", "https", "file"})
+# §5.1 as changed 2026-12-01: a command names content over http(s) only (the signed
+# hash makes http safe); file:// is for the technician's own CLI (agent/cache/cli.py).
+_MEDIA_SCHEMES: Final = frozenset({"http", "https"})
 _LIVE_SCHEMES: Final = frozenset({"http", "https", "rtsp", "icecast"})
 
 
@@ -132,6 +150,16 @@ def priority_of(cmd: str, raw_args: Any) -> int:
 # field readers: each takes the containing object and returns a typed value
 
 
+class _Notes(list[str]):
+    """The warnings list every reader appends to, carrying what one validation needs
+    besides: the device's media size limit and how many warnings were left off."""
+
+    def __init__(self, max_media_bytes: int | None) -> None:
+        super().__init__()
+        self.max_media_bytes = max_media_bytes
+        self.overflow = 0
+
+
 class _Reader:
     """Reads the fields of one JSON object, remembering which ones were used.
 
@@ -162,7 +190,10 @@ class _Reader:
     def unknown(self, warnings: list[str]) -> None:
         for key in self.raw:
             if key not in self.used:
-                warnings.append(f"{self.p(str(key))[:80]}: unknown field ignored")
+                if len(warnings) >= MAX_WARNINGS and isinstance(warnings, _Notes):
+                    warnings.overflow += 1  # bounded: the rest are only counted
+                else:
+                    warnings.append(f"{self.p(str(key))[:80]}: unknown field ignored")
 
     # typed accessors ---------------------------------------------------
 
@@ -225,11 +256,14 @@ class _Reader:
     def time(self, key: str) -> datetime:
         value = self.get(key)
         try:
-            return parse_rfc3339(value)
+            when = parse_rfc3339(value)
         except (ValueError, TypeError):
             raise ArgsError(
                 f"{self.p(key)}: {_short(value)} is not an RFC 3339 time with offset"
             ) from None
+        if not MIN_YEAR <= when.year <= MAX_YEAR:
+            raise ArgsError(f"{self.p(key)}: year {when.year} is outside {MIN_YEAR}-{MAX_YEAR}")
+        return when
 
     def opt_time(self, key: str) -> datetime | None:
         return self.time(key) if self.has(key) else None
@@ -252,12 +286,14 @@ class _Reader:
             raise ArgsError(f"{self.p(key)}: {_short(value)} has no path")
         return value
 
-    def list_(self, key: str, *, non_empty: bool) -> list[Any]:
+    def list_(self, key: str, *, non_empty: bool, max_len: int) -> list[Any]:
         value = self.get(key)
         if not isinstance(value, list):
             raise ArgsError(f"{self.p(key)}: not a list")
         if non_empty and not value:
             raise ArgsError(f"{self.p(key)}: empty list")
+        if len(value) > max_len:
+            raise ArgsError(f"{self.p(key)}: {len(value)} entries, at most {max_len}")
         return value
 
 
@@ -267,7 +303,9 @@ def _media_ref(raw: Any, path: str, warnings: list[str]) -> MediaRef:
     sha = r.get("sha256")
     if not isinstance(sha, str) or not _HEX64.fullmatch(sha):
         raise ArgsError(f"{r.p('sha256')}: not 64 hex digits")
-    size = r.int_("size", 0)
+    # A file larger than the whole cache can never be stored: refused here, before
+    # the cache would evict everything unpinned trying to make room for it.
+    size = r.int_("size", 0, getattr(warnings, "max_media_bytes", None))
     mime = r.str_("type", max_len=255)
     r.unknown(warnings)
     return MediaRef(url=url, sha256=sha.lower(), size=size, type=mime)
@@ -275,7 +313,7 @@ def _media_ref(raw: Any, path: str, warnings: list[str]) -> MediaRef:
 
 def _media_list(r: _Reader, key: str, warnings: list[str], *, non_empty: bool
                 ) -> tuple[MediaRef, ...]:
-    raw = r.list_(key, non_empty=non_empty)
+    raw = r.list_(key, non_empty=non_empty, max_len=MAX_MEDIA)
     return tuple(_media_ref(m, f"{r.p(key)}[{i}]", warnings) for i, m in enumerate(raw))
 
 
@@ -317,15 +355,45 @@ def _depth(value: Any) -> int:
 
 
 def _check_rrule(rule: str, start: datetime, path: str) -> None:
-    """Parse the rule the way the scheduler will (start as DTSTART) so errors surface now."""
+    """Parse the rule the way the scheduler will (start as DTSTART) so errors surface now,
+    and bound what evaluating it can cost (FREQ at most MINUTELY, COUNT, INTERVAL, UNTIL)."""
     if "DTSTART" in rule.upper():
         raise ArgsError(f"{path}: must not contain DTSTART (start gives it)")
     if "\n" in rule or "\r" in rule:
         raise ArgsError(f"{path}: one rule only, no line breaks")
+    upper = rule.upper()
+    if "BYEASTER" in upper:
+        raise ArgsError(f"{path}: BYEASTER is not RFC 5545")
+    if "COUNT=" in upper and "UNTIL=" in upper:
+        raise ArgsError(f"{path}: COUNT and UNTIL must not both be given (RFC 5545)")
     try:
-        rrulestr(rule, dtstart=start)
+        parsed = rrulestr(rule, dtstart=start)
     except Exception as exc:  # dateutil raises ValueError, TypeError, ... on odd rules
         raise ArgsError(f"{path}: not an RFC 5545 rule ({str(exc)[:80]})") from None
+    if not isinstance(parsed, rrule):
+        raise ArgsError(f"{path}: one RRULE only")
+    # dateutil's parsed fields (stable private attributes since 2.7).
+    if parsed._freq > MINUTELY:  # type: ignore[attr-defined]
+        raise ArgsError(f"{path}: FREQ=SECONDLY is not allowed (at most MINUTELY)")
+    if parsed._bysetpos and parsed._freq >= DAILY:  # type: ignore[attr-defined]
+        # Selecting within a day's (or shorter) set is not what a programme needs, and
+        # a position beyond the set makes dateutil build and discard a set per period.
+        raise ArgsError(f"{path}: BYSETPOS needs FREQ=WEEKLY, MONTHLY or YEARLY")
+    seconds = parsed._bysecond or ()  # type: ignore[attr-defined]
+    if len(seconds) > 1:
+        raise ArgsError(f"{path}: BYSECOND may name one second only (at most one a minute)")
+    count = parsed._count  # type: ignore[attr-defined]
+    if count is not None and count > MAX_RRULE_COUNT:
+        raise ArgsError(f"{path}: COUNT {count} is above {MAX_RRULE_COUNT}")
+    if count is not None and parsed._freq > DAILY:  # type: ignore[attr-defined]
+        # A COUNT is walked from DTSTART once (agent/scheduler/occurrences.py); by the
+        # minute that walk is what a device cannot afford. UNTIL says the same.
+        raise ArgsError(f"{path}: COUNT needs FREQ=DAILY or longer (use UNTIL)")
+    if parsed._interval > MAX_RRULE_INTERVAL:  # type: ignore[attr-defined]
+        raise ArgsError(f"{path}: INTERVAL is above {MAX_RRULE_INTERVAL}")
+    until = parsed._until  # type: ignore[attr-defined]
+    if until is not None and not MIN_YEAR <= until.year <= MAX_YEAR:
+        raise ArgsError(f"{path}: UNTIL year {until.year} is outside {MIN_YEAR}-{MAX_YEAR}")
 
 
 def _schedule_item(raw: Any, path: str, warnings: list[str]) -> ScheduleItem:
@@ -337,7 +405,7 @@ def _schedule_item(raw: Any, path: str, warnings: list[str]) -> ScheduleItem:
     if kind == "audio":
         media = _media_list(r, "media", warnings, non_empty=True)
     else:
-        raw_slides = r.list_("slides", non_empty=True)
+        raw_slides = r.list_("slides", non_empty=True, max_len=MAX_SLIDES)
         slides = tuple(
             _slide(s, f"{r.p('slides')}[{i}]", warnings) for i, s in enumerate(raw_slides)
         )
@@ -357,7 +425,7 @@ def _schedule_item(raw: Any, path: str, warnings: list[str]) -> ScheduleItem:
         slides=slides,
         rrule=rule,
         until=until,
-        window_s=r.int_("window_s", 0, default=300),
+        window_s=r.int_("window_s", 0, MAX_WINDOW_S, default=300),
         priority=r.int_("priority", 0, 100, default=DEFAULT_ITEM_PRIORITY),
         volume=r.int_("volume", 0, 100, default=100),
         resume=cast(ResumeMode, r.choice("resume", ("join", "restart", "drop"), default="join")),
@@ -367,8 +435,8 @@ def _schedule_item(raw: Any, path: str, warnings: list[str]) -> ScheduleItem:
 
 
 def _schedule_set(r: _Reader, warnings: list[str]) -> ScheduleSet:
-    version = r.int_("version", 0)
-    raw_items = r.list_("items", non_empty=False)
+    version = r.int_("version", 0, MAX_VERSION)
+    raw_items = r.list_("items", non_empty=False, max_len=MAX_ITEMS)
     items: list[ScheduleItem] = []
     seen: set[str] = set()
     for i, raw in enumerate(raw_items):
@@ -394,7 +462,7 @@ def _alert_start(r: _Reader, warnings: list[str]) -> AlertStart:
         alert_id=alert_id,
         media=media,
         text=text,
-        lang=r.str_("lang", max_len=35, default="vi"),
+        lang=_lang(r),
         priority=r.int_("priority", 90, 100, default=DEFAULT_ALERT_PRIORITY),
         repeat=r.int_("repeat", 1, 100, default=3),
         gap_s=r.number("gap_s", lo=0.0, hi=MAX_GAP_S, default=5.0),
@@ -402,6 +470,18 @@ def _alert_start(r: _Reader, warnings: list[str]) -> AlertStart:
         volume=r.int_("volume", 0, 100, default=100),
         until=r.opt_time("until"),
     )
+
+
+_LANG = re.compile(r"[A-Za-z]{2,3}(-[A-Za-z0-9]{1,8})*")
+
+
+def _lang(r: _Reader) -> str:
+    # It becomes an espeak-ng voice name: a BCP 47-shaped tag, nothing else. An
+    # unknown one is not an error (the alert falls back to the configured voice).
+    lang = r.str_("lang", max_len=35, default="vi")
+    if not _LANG.fullmatch(lang):
+        raise ArgsError(f"lang: {_short(lang)} is not a language tag such as vi or vi-VN")
+    return lang
 
 
 def _alert_cap(r: _Reader, warnings: list[str]) -> AlertCap:
@@ -425,6 +505,19 @@ def _live_start(r: _Reader, warnings: list[str]) -> LiveStart:
     )
 
 
+def _agent_update(r: _Reader, warnings: list[str]) -> AgentUpdate:
+    text = r.str_("version", max_len=MAX_VERSION_LEN)
+    try:
+        Version(text)
+    except InvalidVersion:
+        raise ArgsError(f"version: {_short(text)} is not a PEP 440 version") from None
+    return AgentUpdate(
+        version=text,
+        bundle=_media_ref(r.get("bundle"), "bundle", warnings),
+        allow_downgrade=r.bool_("allow_downgrade", False),
+    )
+
+
 _Builder = Callable[[_Reader, list[str]], Args]
 
 _BUILDERS: Final[Mapping[str, _Builder]] = {
@@ -441,21 +534,26 @@ _BUILDERS: Final[Mapping[str, _Builder]] = {
         what=cast(Literal["speaker", "display"], r.choice("what", ("speaker", "display")))
     ),
     "agent.restart": lambda r, w: AgentRestart(),
+    "agent.update": _agent_update,
 }
 
 
-def validate_args_warn(cmd: str, raw_args: Any) -> tuple[Args, tuple[str, ...]]:
-    """Like `validate_args`, also returning warnings (unknown fields that were ignored)."""
+def validate_args_warn(cmd: str, raw_args: Any, *, max_media_bytes: int | None = None
+                       ) -> tuple[Args, tuple[str, ...]]:
+    """Like `validate_args`, also returning warnings (unknown fields that were ignored,
+    at most MAX_WARNINGS of them listed plus one line counting the rest)."""
     builder = _BUILDERS.get(cmd)
     if builder is None:
         raise ArgsError(f"unknown command {_short(cmd)}")
-    warnings: list[str] = []
+    warnings = _Notes(max_media_bytes)
     reader = _Reader(raw_args, "")
     args = builder(reader, warnings)
     reader.unknown(warnings)
+    if warnings.overflow:
+        warnings.append(f"{warnings.overflow} more unknown fields ignored")
     return args, tuple(warnings)
 
 
-def validate_args(cmd: str, raw_args: Any) -> Args:
+def validate_args(cmd: str, raw_args: Any, *, max_media_bytes: int | None = None) -> Args:
     """Typed args for a known command, or ArgsError naming the bad field."""
-    return validate_args_warn(cmd, raw_args)[0]
+    return validate_args_warn(cmd, raw_args, max_media_bytes=max_media_bytes)[0]

@@ -57,7 +57,9 @@ ID_PATTERN: Final = re.compile(r"^[a-z0-9][a-z0-9-]{2,63}$")
 # A trust glob that matches none of the §4 commands is almost certainly a typo
 # ("alerts.*") and would silently grant nothing. agent.model holds only data, so the
 # config validator still does not depend on the command parser.
-KNOWN_COMMANDS: Final[tuple[str, ...]] = COMMAND_NAMES
+# ... plus the one token a technician applies on the device, never from the broker
+# (agent/floorcli.py), so a key may be scoped to it alone.
+KNOWN_COMMANDS: Final[tuple[str, ...]] = (*COMMAND_NAMES, "clock.lower_floor")
 _GLOB_CHARS: Final = re.compile(r"^[a-z0-9._*?-]+$")
 _QUIET_HOURS: Final = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)-([01]\d|2[0-3]):([0-5]\d)$")
 _LANGUAGE: Final = re.compile(r"^[a-z]{2,3}(-[A-Za-z0-9]{1,8})*$")
@@ -165,6 +167,10 @@ class CacheConfig:
     horizon_h: int = 48
     scrub_mb_per_min: int = 20
     missing_warn_min: int = 30
+    # Media URLs naming loopback/LAN/link-local addresses would let a command probe
+    # the device's own network (issue 7): refused unless a site (or a test on
+    # 127.0.0.1) says otherwise.
+    allow_private_hosts: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -304,7 +310,8 @@ _KEYS: Final[Mapping[str, tuple[str, ...]]] = {
     ),
     "trust": ("kid", "public_key", "commands", "max_priority"),
     "storage": ("dir", "cache_quota_mb", "outbox_quota_mb"),
-    "cache": ("max_kbps", "max_parallel", "horizon_h", "scrub_mb_per_min", "missing_warn_min"),
+    "cache": ("max_kbps", "max_parallel", "horizon_h", "scrub_mb_per_min", "missing_warn_min",
+              "allow_private_hosts"),
     "audio": (
         "output",
         "monitor",
@@ -908,6 +915,7 @@ def _cache(t: _Table) -> CacheConfig:
         horizon_h=t.integer("horizon_h", 48, 1, 24 * 31),
         scrub_mb_per_min=t.integer("scrub_mb_per_min", 20, 0),
         missing_warn_min=t.integer("missing_warn_min", 30, 0),
+        allow_private_hosts=t.boolean("allow_private_hosts", False),
     )
 
 

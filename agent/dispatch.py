@@ -26,10 +26,9 @@ from agent.protocol import Command, Duplicate, Rejection, VerifyContext, verify_
 from agent.replay import ReplayStore
 from agent.reporter import Reporter
 from agent.state import StateStore
+from agent.timefloor import TimeFloor
 
 log = logging.getLogger(__name__)
-
-LOWER_BOUND_KEY = "clock.lower_bound"
 
 
 @dataclass(frozen=True)
@@ -70,6 +69,7 @@ class Dispatcher:
         reporter: Reporter,
         clock_status: Callable[[], ClockStatus],
         wall: Callable[[], float] = time.time,
+        floor: TimeFloor | None = None,
     ) -> None:
         self._ctx = ctx
         self._replay = replay
@@ -77,6 +77,7 @@ class Dispatcher:
         self._reporter = reporter
         self._clock_status = clock_status
         self._wall = wall
+        self._floor = floor if floor is not None else TimeFloor(state)
         self._handlers: dict[str, Handler] = {}
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -84,7 +85,8 @@ class Dispatcher:
         self._handlers[cmd] = handler
 
     def lower_bound(self) -> float:
-        return float(self._state.get(LOWER_BOUND_KEY, 0) or 0)
+        """The time floor (agent/timefloor.py)."""
+        return self._floor.value()
 
     async def handle(self, topic: str, payload: bytes, *, resumed: bool = False) -> None:
         """Verify and act on one command; never raises.
@@ -105,6 +107,7 @@ class Dispatcher:
         digest = token_digest(payload)
         lower = self.lower_bound()
         status = self._clock_status()
+        now = self._wall()
 
         def seen(jti: str) -> str | None:
             stored = self._replay.seen(jti)
@@ -116,14 +119,18 @@ class Dispatcher:
             payload,
             topic,
             self._ctx,
-            now=self._wall(),
+            now=now,
             clock_trusted=status.trusted,
             time_lower_bound=lower,
             seen_jti=seen,
         )
-        iat = getattr(res, "verified_iat", None) if not isinstance(res, Command) else res.iat
-        if iat is not None and iat > lower:
-            await asyncio.to_thread(self._state.set, LOWER_BOUND_KEY, iat)
+        # Only an accepted command moves the floor (§3 as changed 2026-12-01): a
+        # rejected one, even with a verified signature, may come from a key that
+        # could not issue it, and its iat is then anyone's word.
+        if isinstance(res, Command) and self._floor.after_accept(
+            res.iat, res.exp, now if status.trusted else None
+        ):
+            await asyncio.to_thread(self._floor.persist)
 
         if isinstance(res, Rejection):
             log.warning("rejected %s (%s): %s", res.cmd, res.code, res.detail)

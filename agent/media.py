@@ -38,7 +38,9 @@ class MediaSide:
         self.service = CacheService(
             self.cache,
             Downloader(
-                self.cache, max_parallel=cfg.cache.max_parallel, max_kbps=cfg.cache.max_kbps
+                self.cache, max_parallel=cfg.cache.max_parallel, max_kbps=cfg.cache.max_kbps,
+                # Commands name http(s) only (§5.1); file:// is the technician CLI's.
+                allow_file=False, allow_private_hosts=cfg.cache.allow_private_hosts,
             ),
             horizon_h=cfg.cache.horizon_h,
             missing_warn_min=cfg.cache.missing_warn_min,

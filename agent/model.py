@@ -24,6 +24,7 @@ COMMAND_NAMES: tuple[str, ...] = (
     "status.request",
     "test.run",
     "agent.restart",
+    "agent.update",
 )
 
 Kind = Literal["audio", "slides"]
@@ -138,6 +139,13 @@ class AgentRestart:
     pass
 
 
+@dataclass(frozen=True)
+class AgentUpdate:
+    version: str  # PEP 440, already validated
+    bundle: MediaRef
+    allow_downgrade: bool = False
+
+
 Args = (
     ScheduleSet
     | AlertStart
@@ -150,4 +158,5 @@ Args = (
     | StatusRequest
     | TestRun
     | AgentRestart
+    | AgentUpdate
 )

@@ -50,6 +50,16 @@ class TrustKeyLike(Protocol):
     def max_priority(self) -> int: ...
 
 
+def _nothing_active(cmd: str, ident: str) -> int:
+    return 0
+
+
+# (cmd, alert_id | session_id) -> priority of that alert / live session now, 0 when
+# none is active. PROTOCOL §3 step 8: a stop carries the priority of what it stops.
+ActivePriority = Callable[[str, str], int]
+STOP_COMMANDS: Final = {"alert.stop": "alert_id", "live.stop": "session_id"}
+
+
 @dataclass(frozen=True)
 class VerifyContext:
     device_id: str
@@ -57,6 +67,10 @@ class VerifyContext:
     trust: Mapping[str, TrustKeyLike]  # kid -> key
     leeway_s: int = 30
     max_payload: int = MAX_PAYLOAD
+    # The playout's view of what is sounding, for the priority of alert.stop/live.stop.
+    active_priority: ActivePriority = _nothing_active
+    # The cache quota: a declared media size above it is bad_args (never evicts first).
+    max_media_bytes: int | None = None
 
 
 @dataclass(frozen=True)
@@ -87,7 +101,8 @@ class Rejection:
     detail: str
     jti: str | None  # echoed when readable, even unverified (§6.3)
     cmd: str | None
-    verified_iat: int | None  # set once the signature verified: raise the time lower bound
+    # Set once the signature verified; informative only: it never moves the time floor.
+    verified_iat: int | None
 
 
 @dataclass(frozen=True)
@@ -293,13 +308,22 @@ def _steps_1_to_6(payload: bytes, topic: str, ctx: VerifyContext, now: float,
     return parsed, key
 
 
-def _steps_8_9(parsed: _Parsed, key: TrustKeyLike, topic: str, digest: str) -> Outcome:
+def _priority(cmd: str, raw_args: Mapping[str, Any], ctx: VerifyContext) -> int:
+    field_name = STOP_COMMANDS.get(cmd)
+    if field_name is None:
+        return priority_of(cmd, raw_args)
+    ident = raw_args.get(field_name)
+    return ctx.active_priority(cmd, ident) if isinstance(ident, str) else 0
+
+
+def _steps_8_9(parsed: _Parsed, key: TrustKeyLike, topic: str, digest: str,
+               ctx: VerifyContext) -> Outcome:
     claims = parsed.claims
     cmd: str = claims["cmd"]
     iat: int = claims["iat"]
     raw_args: dict[str, Any] = claims["args"]
 
-    priority = priority_of(cmd, raw_args)
+    priority = _priority(cmd, raw_args, ctx)
     if not any(fnmatchcase(cmd, pattern) for pattern in key.commands):
         return _reject("not_allowed", f"key {_short(key.kid)!r} may not issue "
                                       f"{_short(cmd)!r}", claims, iat)
@@ -310,7 +334,7 @@ def _steps_8_9(parsed: _Parsed, key: TrustKeyLike, topic: str, digest: str) -> O
     if cmd not in KNOWN_COMMANDS:
         return _reject("unknown_cmd", f"unknown command {_short(cmd)!r}", claims, iat)
     try:
-        args, warnings = validate_args_warn(cmd, raw_args)
+        args, warnings = validate_args_warn(cmd, raw_args, max_media_bytes=ctx.max_media_bytes)
     except ArgsError as exc:
         return _reject("bad_args", exc.detail, claims, iat)
     return Command(jti=claims["jti"], cmd=cmd, iss=claims["iss"], aud=claims["aud"], iat=iat,
@@ -324,13 +348,27 @@ def _internal(exc: Exception) -> Rejection:
     return _reject("malformed", f"internal verifier error: {type(exc).__name__}", None)
 
 
+def verify_signed(payload: bytes, topic: str, ctx: VerifyContext
+                  ) -> tuple[dict[str, Any], TrustKeyLike] | Rejection:
+    """Steps 1-5 only (framing, alg, key, signature, audience) and `exp` against the
+    token's own `iat`: for tokens that are not §4 commands and never come from the
+    broker (the technician's `tcs-agent clock lower-floor`, agent/floorcli.py)."""
+    try:
+        first = _steps_1_to_6(payload, topic, ctx, 0.0, False, 0.0)
+    except Exception as exc:
+        return _internal(exc)
+    if isinstance(first, Rejection):
+        return first
+    return first[0].claims, first[1]
+
+
 def verify_command(payload: bytes, topic: str, ctx: VerifyContext, *, now: float,
                    clock_trusted: bool, time_lower_bound: float,
                    seen_jti: Callable[[str], str | None]) -> Outcome:
     """Run the §3 checks in order on one received payload.
 
     `now` is the wall clock (Unix seconds); `clock_trusted` whether it is synchronised;
-    `time_lower_bound` the largest iat of any verified command so far; `seen_jti(jti)`
+    `time_lower_bound` the durable time floor (agent/timefloor.py); `seen_jti(jti)`
     the token digest stored for an accepted jti, or None.
     """
     try:
@@ -351,6 +389,6 @@ def verify_command(payload: bytes, topic: str, ctx: VerifyContext, *, now: float
         return _reject("replayed", f"jti {claims['jti']!r} was already used by another "
                                    "command", claims, claims["iat"])
     try:
-        return _steps_8_9(parsed, key, topic, digest)
+        return _steps_8_9(parsed, key, topic, digest, ctx)
     except Exception as exc:
         return _internal(exc)

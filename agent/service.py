@@ -26,7 +26,7 @@ from agent import __version__, sdnotify
 from agent.clock import ClockStatus, clock_status
 from agent.config import Config
 from agent.db import REFUSE_BEFORE_KEY, open_db
-from agent.dispatch import LOWER_BOUND_KEY, Dispatcher
+from agent.dispatch import Dispatcher
 from agent.field import start_field
 from agent.handlers import SCHEDULE_VERSION_KEY, CoreHandlers, load_schedule, stored_volume
 from agent.heartbeat import Heartbeat, HeartbeatSources
@@ -50,6 +50,7 @@ from agent.status_server import SOCKET_NAME, StatusServer
 from agent.status_view import LastError, StatusView
 from agent.storagewatch import watch_storage
 from agent.supervisor import Supervisor
+from agent.timefloor import TimeFloor
 from agent.timeutil import rfc3339_ms
 
 log = logging.getLogger(__name__)
@@ -104,6 +105,8 @@ async def _run(cfg: Config, stack: contextlib.AsyncExitStack) -> int:
     topics = Topics(cfg.device.id)
     reporter = Reporter(outbox, topics, device_key, tz)
     stop = _Stop(asyncio.Event())
+    floor = TimeFloor(state)  # issue 7: the durable time floor (agent/timefloor.py)
+    floor.drop_old_bound()
 
     # One liveness registry: the watchdog pings only while every part is up.
     def show_status() -> None:
@@ -113,7 +116,7 @@ async def _run(cfg: Config, stack: contextlib.AsyncExitStack) -> int:
     parts = Supervisor(live, reporter.emit)
 
     def clock() -> ClockStatus:
-        return clock_status(cfg.clock.trust, lower_bound=float(state.get(LOWER_BOUND_KEY, 0) or 0))
+        return clock_status(cfg.clock.trust, lower_bound=floor.value(), wall=time.time())
 
     def schedule_version() -> int | None:
         v = state.get(SCHEDULE_VERSION_KEY)
@@ -207,12 +210,22 @@ async def _run(cfg: Config, stack: contextlib.AsyncExitStack) -> int:
         if not restarting:
             restarting.append(asyncio.get_running_loop().create_task(when_no_emergency()))
 
+    def active_priority(cmd: str, ident: str) -> int:
+        """PROTOCOL §3 step 8: the priority of the alert / live session a stop command
+        names (0 when none is active), so a key that could not start it cannot stop it."""
+        return sound.active_priority(cmd, ident) if sound is not None else 0
+
+
     ctx = VerifyContext(
         device_id=cfg.device.id,
         groups=frozenset(cfg.device.groups),
         trust={k.kid: k for k in cfg.trust},
+        active_priority=active_priority,
+        max_media_bytes=cfg.storage.cache_quota_mb * 1024 * 1024,
     )
-    dispatcher = Dispatcher(ctx, replay=replay, state=state, reporter=reporter, clock_status=clock)
+    dispatcher = Dispatcher(
+        ctx, replay=replay, state=state, reporter=reporter, clock_status=clock, floor=floor
+    )
 
     async def on_schedule(schedule: ScheduleSet) -> list[str]:
         media.schedule_changed(schedule.items)
@@ -257,10 +270,12 @@ async def _run(cfg: Config, stack: contextlib.AsyncExitStack) -> int:
         sound.speaker.engine if sound is not None and sound.speaker is not None else None,
     )
     await intake.load_journal()
-    # Forget accepted jtis whose exp has passed, by the best time we have.
-    await asyncio.to_thread(
-        replay.prune, time.time() if clock().trusted else dispatcher.lower_bound()
-    )
+    # Forget accepted jtis whose exp has passed, by the time floor only: a trusted
+    # clock already moved it, and an untrusted one (or NTP spoofed into the past)
+    # must never make a pruned jti acceptable again (issue 7 item 4).
+    if clock().trusted and floor.trusted_wall(time.time()):
+        await asyncio.to_thread(floor.persist)
+    await asyncio.to_thread(replay.prune, floor.value())
 
     # Local status socket for `tcs-agent status` / `test` (agent/status_server.py).
     last_error = LastError()
@@ -306,6 +321,7 @@ async def _run(cfg: Config, stack: contextlib.AsyncExitStack) -> int:
     parts.start("storage", storage_watch.run)
     parts.start("heartbeat", heartbeats)
     parts.start("looplag", lag.run)
+    parts.start("time-floor", lambda: floor.run(lambda: clock().trusted))
     stack.push_async_callback(close_link)
     watchdog = loop.create_task(sdnotify.watchdog_loop(live.healthy), name="watchdog")
     stack.push_async_callback(_cancel, [watchdog, *restarting])

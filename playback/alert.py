@@ -8,6 +8,7 @@ the alert's own volume and ignores the master volume, as the protocol requires.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -16,6 +17,26 @@ from playback.levels import volume_to_gain
 from playback.prepared import Prepared
 
 CHIME_PAUSE_S = 0.4  # between the chime and the message, so the two don't run together
+
+log = logging.getLogger(__name__)
+
+
+async def _speech(engine: AudioEngine, text: str, lang: str, warnings: list[str]
+                  ) -> Prepared | None:
+    """The spoken message; an alert degrades rather than fails (issue 7 item 9): a voice
+    espeak-ng does not know falls back to the configured one, and if speech fails
+    altogether the chime and the media still play. Each step down is a warning."""
+    fallback = engine.tts_voice
+    for voice in dict.fromkeys((lang, fallback)):  # the configured voice once
+        try:
+            return await engine.prepare_text(text, voice=voice)
+        except Exception as e:  # DecodeError from espeak-ng, OSError: degrade, never fail
+            log.warning("speech with voice %r failed: %s", voice, e)
+            if voice == lang and lang != fallback:
+                warnings.append(f"lang {lang[:35]!r} could not be spoken; "
+                                f"using the configured voice {fallback!r}")
+    warnings.append("speech failed; the alert plays without its text")
+    return None
 
 
 async def build_alert(
@@ -28,8 +49,13 @@ async def build_alert(
     repeat: int = 3,
     gap_s: float = 5.0,
     chime: bool = True,
+    warnings: list[str] | None = None,
 ) -> Prepared:
-    """Decode/speak everything now and return the alert's complete programme."""
+    """Decode/speak everything now and return the alert's complete programme.
+
+    What could not be done as asked (speech) is appended to `warnings`; only an alert
+    left with nothing to sound at all raises."""
+    notes = warnings if warnings is not None else []
     if not media and not (text and text.strip()):
         raise ValueError("an alert needs media or text")
     if not 1 <= repeat <= 100:
@@ -39,13 +65,15 @@ async def build_alert(
     parts: list[Prepared] = []
     if media:
         parts.append(await engine.prepare(list(media), sha256s))
-    if text and text.strip():
-        parts.append(await engine.prepare_text(text, voice=lang))
-    message = parts[0].then(*parts[1:])
-    once = message
+    if text and text.strip() and (speech := await _speech(engine, text, lang, notes)):
+        parts.append(speech)
+    if not parts and not chime:
+        raise ValueError("the alert's speech failed and it has no media nor chime")
     if chime:
         bell = await engine.prepare_chime()
-        once = bell.then(bell.silence(CHIME_PAUSE_S), message)
+        once = bell.then(bell.silence(CHIME_PAUSE_S), *parts[:1], *parts[1:])
+    else:
+        once = parts[0].then(*parts[1:])
     programme = once
     for _ in range(repeat - 1):
         programme = programme.then(once.silence(gap_s), once)

@@ -14,7 +14,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import ipaddress
+import os
 import re
+import socket
+import stat
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -102,6 +106,45 @@ def validate_ref(ref: MediaRef) -> None:
         raise FetchError(ref, f"unsupported URL scheme {scheme or '(none)'!r}")
 
 
+def is_private_address(address: str) -> bool:
+    """Loopback, private (RFC 1918/4193), link-local, CGNAT, multicast or unspecified."""
+    ip = ipaddress.ip_address(address.split("%", 1)[0])
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    return not ip.is_global or ip.is_multicast
+
+
+async def check_public_host(host: str, port: int) -> None:
+    """Raise ValueError if `host` is or resolves to a non-public address.
+
+    A command naming http://192.168.1.1/... would otherwise learn, from the ack,
+    what answers on the device's own network. (A name re-resolved differently by
+    the HTTP client a moment later is not covered; the digest check still holds.)
+    """
+    try:
+        infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except OSError as exc:
+        raise ValueError(f"cannot resolve host {host!r}: {exc.strerror or exc}") from None
+    for info in infos:
+        if is_private_address(str(info[4][0])):
+            raise ValueError(f"host {host!r} is a loopback, LAN or link-local address; "
+                             "refused ([cache] allow_private_hosts)")
+
+
+def open_regular(path: Path) -> int:
+    """Open `path` read-only as a regular file: no symlink at the end, no blocking open
+    (a FIFO or /dev/ttyS0 must not hang a download slot). Returns the fd."""
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(f"{path} is not a regular file")
+        os.set_blocking(fd, True)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
 def local_path(url: str) -> Path:
     """The file a `file://` URL names (local host only)."""
     parts = urlsplit(url)
@@ -124,6 +167,8 @@ class Downloader:
         backoff_s: float = 1.0,
         backoff_max_s: float = 60.0,
         commit_bytes: int = COMMIT_BYTES,
+        allow_file: bool = True,
+        allow_private_hosts: bool = True,
     ) -> None:
         if max_parallel < 1:
             raise ValueError(f"max_parallel must be >= 1, got {max_parallel}")
@@ -141,6 +186,10 @@ class Downloader:
         self._backoff = (backoff_s, backoff_max_s)
         self._commit_bytes = commit_bytes
         self._inflight: dict[str, asyncio.Task[Path]] = {}
+        # The technician's CLI may read local files and fetch from the LAN; the agent
+        # serving commands passes False for both (agent/media.py).
+        self._allow_file = allow_file
+        self._allow_private = allow_private_hosts
 
     async def aclose(self) -> None:
         for task in list(self._inflight.values()):
@@ -155,7 +204,17 @@ class Downloader:
     def _http(self) -> httpx.AsyncClient:
         if self._client is None:
             self._client = self._client_factory()
+            if not self._allow_private:
+                # On every request, redirects included.
+                self._client.event_hooks["request"].append(self._check_host)
         return self._client
+
+    @staticmethod
+    async def _check_host(request: httpx.Request) -> None:
+        try:
+            await check_public_host(request.url.host, request.url.port or 443)
+        except ValueError as exc:
+            raise _Permanent(str(exc), discard=False) from None
 
     # ---- public ----------------------------------------------------------------
 
@@ -165,6 +224,8 @@ class Downloader:
         Concurrent calls for the same hash share one download. Raises FetchError.
         """
         validate_ref(ref)
+        if not self._allow_file and urlsplit(ref.url).scheme.lower() == "file":
+            raise FetchError(ref, "file:// URLs are for the technician's CLI only")
         stored = await self._stored_path(ref.sha256)
         if stored is not None:
             self.cache.touch(ref.sha256)
@@ -222,7 +283,7 @@ class Downloader:
         except FileNotFoundError:
             return None
         if digest != sha:
-            self.cache.quarantine(sha, reason=f"content hashes to {digest[:16]}…")
+            self.cache.quarantine(sha, reason="content no longer matches its sha256")
             return None
         self.cache.mark_verified(sha)
         return path
@@ -267,7 +328,9 @@ class Downloader:
                                 partial.restart()
                                 raise _Transient("SHA-256 mismatch after a resume")
                             raise _Permanent(
-                                f"wrong content: bytes hash to {digest}, expected {ref.sha256}",
+                                # Never the computed hash: the ack must not reveal
+                                # what a file the sender did not know contains.
+                                f"wrong content: the bytes do not hash to {ref.sha256}",
                                 discard=True,
                             )
             except _Permanent as exc:
@@ -325,16 +388,16 @@ class Downloader:
         """Copy from a local file (USB stick) with the same checks as a download."""
         try:
             src = local_path(ref.url)
-            size = src.stat().st_size
+            fd = await asyncio.to_thread(open_regular, src)
         except (OSError, ValueError) as exc:
             raise _Permanent(f"cannot read {ref.url}: {exc}", discard=False) from None
+        size = os.fstat(fd).st_size
         if size != ref.size:
-            raise _Permanent(
-                f"wrong size: file has {size} bytes, expected {ref.size}", discard=False
-            )
+            os.close(fd)
+            raise _Permanent(f"wrong size: the file is not {ref.size} bytes", discard=False)
 
         def copy() -> None:
-            with src.open("rb") as f:
+            with os.fdopen(fd, "rb") as f:
                 f.seek(partial.offset)
                 while block := f.read(1 << 20):
                     if partial.offset + len(block) > ref.size:
@@ -445,7 +508,7 @@ class Downloader:
                 raise _Transient("server answered a different range; starting again from 0")
             if m.group(3) != "*" and int(m.group(3)) != ref.size:
                 raise _Permanent(
-                    f"wrong size: server has {m.group(3)} bytes, expected {ref.size}", discard=True
+                    f"wrong size: the server's file is not {ref.size} bytes", discard=True
                 )
             return
         if code == 200:
@@ -454,7 +517,7 @@ class Downloader:
             length = resp.headers.get("content-length")
             if length is not None and length.isdigit() and int(length) != ref.size:
                 raise _Permanent(
-                    f"wrong size: server announces {length} bytes, expected {ref.size}",
+                    f"wrong size: the server does not announce {ref.size} bytes",
                     discard=True,
                 )
             return

@@ -80,7 +80,7 @@ class Scrubber:
             self._cache.mark_verified(sha)
             return True
         self.corrupt += 1
-        self._cache.quarantine(sha, reason=f"scrub: content hashes to {h.hexdigest()[:16]}…")
+        self._cache.quarantine(sha, reason="scrub: content no longer matches its sha256")
         self._on_corrupt(sha)
         return False
 

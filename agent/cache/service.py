@@ -129,7 +129,7 @@ class CacheService:
             except FileNotFoundError:
                 return None
             if digest != sha256:
-                self.cache.quarantine(sha256, reason=f"content hashes to {digest[:16]}…")
+                self.cache.quarantine(sha256, reason="content no longer matches its sha256")
                 self._corrupt(sha256)
                 return None
             self.cache.mark_verified(sha256)

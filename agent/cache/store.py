@@ -223,7 +223,7 @@ class MediaCache:
             self._verified.pop(sha256, None)
             return None
         if digest != sha256:
-            self.quarantine(sha256, reason=f"content hashes to {digest[:16]}…")
+            self.quarantine(sha256, reason="content no longer matches its sha256")
             return None
         self.mark_verified(sha256)
         return path
@@ -497,7 +497,7 @@ class MediaCache:
                 self.mark_verified(obj.sha256)
                 report.ok.append(obj.sha256)
             else:
-                self.quarantine(obj.sha256, reason=f"content hashes to {digest[:16]}…")
+                self.quarantine(obj.sha256, reason="content no longer matches its sha256")
                 report.corrupt.append(obj.sha256)
         return report
 

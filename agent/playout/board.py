@@ -353,7 +353,11 @@ class BoardOutput(Output):
         return SlideSpec(slide.duration_s, build, label)
 
     async def prepare_alert(
-        self, args: AlertStart, paths: Sequence[Path], shas: Sequence[str]
+        self,
+        args: AlertStart,
+        paths: Sequence[Path],
+        shas: Sequence[str],
+        warnings: list[str] | None = None,
     ) -> Media:
         from display.render import emergency_scene
 

@@ -89,7 +89,7 @@ class AlertCoordinator:
         for lp in self.loops:
             out = lp.d.output
             try:
-                programme = await out.prepare_alert(args, paths, shas)
+                programme = await out.prepare_alert(args, paths, shas, warnings)
             except Exception as e:  # bad media / TTS failure on one output: others still go
                 log.exception("alert %s could not be built for %s", args.alert_id, out.name)
                 errors.append(f"{out.name}: {e}"[:200])

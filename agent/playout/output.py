@@ -200,10 +200,15 @@ class Output(ABC):
 
     @abstractmethod
     async def prepare_alert(
-        self, args: AlertStart, paths: Sequence[Path], shas: Sequence[str]
+        self,
+        args: AlertStart,
+        paths: Sequence[Path],
+        shas: Sequence[str],
+        warnings: list[str] | None = None,
     ) -> Media:
         """Build an alert's whole programme (PROTOCOL §5.3: chime/banner, text, media,
-        repeats with gaps) from its cached media (`paths`, hashes `shas`)."""
+        repeats with gaps) from its cached media (`paths`, hashes `shas`). What will not
+        happen as asked (e.g. speech in an unknown language) is appended to `warnings`."""
 
     @abstractmethod
     async def prepare_test(self) -> Media:

@@ -57,11 +57,15 @@ class SpeakerOutput(Output):
         return await self.engine.prepare(list(paths), [m.sha256 for m in item.media])
 
     async def prepare_alert(
-        self, args: AlertStart, paths: Sequence[Path], shas: Sequence[str]
+        self,
+        args: AlertStart,
+        paths: Sequence[Path],
+        shas: Sequence[str],
+        warnings: list[str] | None = None,
     ) -> Media:
         return await build_alert(
             self.engine, media=paths, sha256s=shas, text=args.text, lang=args.lang,
-            repeat=args.repeat, gap_s=args.gap_s, chime=args.chime,
+            repeat=args.repeat, gap_s=args.gap_s, chime=args.chime, warnings=warnings,
         )  # fmt: skip
 
     async def prepare_test(self) -> Media:

@@ -13,13 +13,16 @@ Every function takes the instants it needs; nothing here reads a clock.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+import types
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import MAXYEAR, UTC, datetime, timedelta
 from functools import lru_cache
 from zoneinfo import ZoneInfo
 
-from dateutil.rrule import rrule, rrulestr
+import dateutil.rrule as _du
+from dateutil.relativedelta import relativedelta
+from dateutil.rrule import DAILY, HOURLY, MINUTELY, MONTHLY, WEEKLY, YEARLY, rrule, rrulestr
 
 from agent.model import MediaRef, ScheduleItem
 
@@ -30,6 +33,187 @@ _MAX_RRULE_LEN = 1000
 # Local wall time differs from a fixed offset by at most a DST shift (<= 2 h anywhere):
 # naive-local searches are widened by this much, then filtered on exact instants.
 _SLACK = timedelta(hours=3)
+
+# Work bounds (issue 7): whatever a signed schedule says, one call evaluates at most
+# MAX_EVALUATED rule instances (and dateutil examines at most MAX_EXAMINED candidate
+# periods), and only from about one period before the range asked
+# for (DTSTART is moved forward by whole periods, which keeps the series identical),
+# so FREQ=MINUTELY from a year back costs what one day of it costs. The look-ahead
+# for "next occurrence" stops at NEXT_HORIZON: a rule that never matches (Feb 30)
+# is then a bounded walk, not one to year 9999.
+MAX_EVALUATED = 500
+MAX_EXAMINED = 3000
+COUNT_EXAMINED = 2000  # once per COUNT rule, cached (see _count_to_until)
+# The playout runner plans again at least every 30 s, so "next" only needs to see
+# far enough to wake on time and prepare media: a week and a day covers any weekly
+# programme; a yearly one is found once it is that close.
+NEXT_HORIZON = timedelta(days=8)
+_PERIOD: dict[int, timedelta] = {
+    MINUTELY: timedelta(minutes=1),
+    HOURLY: timedelta(hours=1),
+    DAILY: timedelta(days=1),
+    WEEKLY: timedelta(weeks=1),
+}
+
+
+class EvalCounter:
+    """Work done by rule evaluation in this process: instances yielded (`evaluated`)
+    and candidate periods dateutil examined (`examined`, filtered ones included).
+
+    Instrumentation for the property tests and the bench, which assert the bounds
+    by counting what the code actually did."""
+
+    evaluated = 0
+    examined = 0
+
+
+class _Exhausted(Exception):
+    """The examination budget of one evaluation ran out."""
+
+
+_DaySet = tuple[Iterable[int | None], int, int]
+
+
+class _BudgetInfo(_du._iterinfo):
+    """dateutil's per-iteration helper, counting the candidate periods it hands out.
+
+    A rule that never matches (FREQ=MINUTELY;BYMONTH=2;BYMONTHDAY=30) yields
+    nothing, so neither UNTIL nor a count of yields can stop dateutil walking to
+    year 9999 (seconds of CPU); this budget does, deterministically."""
+
+    def __init__(self, rule: rrule) -> None:
+        super().__init__(rule)
+        self.left = getattr(rule, "budget", MAX_EXAMINED)
+        until = rule._until  # type: ignore[attr-defined]
+        # dateutil checks UNTIL only on what it yields; we also stop examining periods
+        # that begin after it, so a rule that matches nothing ends at UNTIL too.
+        self.last = ((until.year, until.month, until.day) if until
+                     else getattr(rule, "last_period", (MAXYEAR, 13, 32)))
+
+    def _spend(self, period: tuple[int, int, int]) -> None:
+        EvalCounter.examined += 1
+        self.left -= 1
+        if self.left < 0 or period > self.last:
+            raise _Exhausted
+
+    def ydayset(self, year: int, month: int, day: int) -> _DaySet:
+        self._spend((year, 1, 1))
+        return super().ydayset(year, month, day)
+
+    def mdayset(self, year: int, month: int, day: int) -> _DaySet:
+        self._spend((year, month, 1))
+        return super().mdayset(year, month, day)
+
+    def wdayset(self, year: int, month: int, day: int) -> _DaySet:
+        self._spend((year, month, day))
+        return super().wdayset(year, month, day)
+
+    def ddayset(self, year: int, month: int, day: int) -> _DaySet:
+        self._spend((year, month, day))
+        return super().ddayset(year, month, day)
+
+
+class _BoundedRule(rrule):
+    """An rrule whose iteration uses _BudgetInfo: dateutil's own `_iter`, unchanged,
+    run with that one global name rebound (no copy of its code, no global patch)."""
+
+    _iter = types.FunctionType(
+        rrule._iter.__code__,  # type: ignore[attr-defined]
+        {**vars(_du), "_iterinfo": _BudgetInfo},
+        "_iter",
+    )
+
+
+class _CountRule(_BoundedRule):
+    """Evaluated once per rule (cached) to turn COUNT into UNTIL: a larger budget."""
+
+    budget = COUNT_EXAMINED
+    # Nothing the validator accepts lies beyond 2100 (agent/commands.py MAX_YEAR).
+    last_period = (2101, 1, 1)
+
+
+def _count_to_until(rule: rrule) -> rrule:
+    """The same series with its COUNT replaced by the UNTIL of its last instance.
+
+    A COUNT runs from the real DTSTART, so a COUNT rule could not be moved near the
+    range asked for; once its last instance is known (one walk of at most COUNT
+    instances, validated <= 2000, FREQ=DAILY or longer), it can. A series too sparse
+    to finish within COUNT_EXAMINED periods ends where the walk stopped.
+    """
+    given = dict(rule._original_rule)  # type: ignore[attr-defined]
+    kwargs: dict[str, object] = {
+        "interval": rule._interval, "count": rule._count,  # type: ignore[attr-defined]
+        "dtstart": rule._dtstart, "freq": rule._freq,  # type: ignore[attr-defined]
+        "wkst": rule._wkst, **given,  # type: ignore[attr-defined]
+    }
+    last: datetime | None = None
+    try:
+        for at in _CountRule(**kwargs):  # type: ignore[arg-type]
+            EvalCounter.evaluated += 1
+            last = at
+    except (_Exhausted, ValueError):
+        pass
+    kwargs["count"] = None
+    # No instance at all: an UNTIL before DTSTART gives dateutil's empty series.
+    start: datetime = rule._dtstart  # type: ignore[attr-defined]
+    kwargs["until"] = last if last is not None else start - timedelta(seconds=1)
+    return rrule(**kwargs)  # type: ignore[arg-type]
+
+
+def _near(rule: rrule, lo: datetime, hi: datetime) -> rrule:
+    """The same series, but starting at most about one period before `lo` and ending at `hi`.
+
+    `lo`/`hi` are naive local; COUNT rules were turned into UNTIL ones by `_rule`.
+    """
+    # dateutil keeps the parsed rule in private attributes; they are stable since 2.7.
+    start: datetime = rule._dtstart  # type: ignore[attr-defined]
+    freq: int = rule._freq  # type: ignore[attr-defined]
+    interval: int = rule._interval  # type: ignore[attr-defined]
+    until: datetime | None = rule._until  # type: ignore[attr-defined]
+    given: dict[str, object] = rule._original_rule  # type: ignore[attr-defined]
+    kwargs: dict[str, object] = {
+        "interval": interval, "count": rule._count, "dtstart": start,  # type: ignore[attr-defined]
+        "freq": freq, "wkst": rule._wkst, **given,  # type: ignore[attr-defined]
+        "until": hi if until is None else min(until, hi),
+    }
+    if rule._count is None and lo > start:  # type: ignore[attr-defined]
+        if freq in _PERIOD:
+            period = _PERIOD[freq] * interval
+            k = (lo - start) // period - 1
+            if k > 0:
+                kwargs["dtstart"] = start + k * period
+        elif freq in (MONTHLY, YEARLY):
+            months = interval * (12 if freq == YEARLY else 1)
+            span = (lo.year - start.year) * 12 + lo.month - start.month
+            k = span // months - 1
+            if k > 0:
+                kwargs["dtstart"] = start + relativedelta(months=k * months)
+                # dateutil derives the day (and, yearly, the month) from DTSTART when
+                # the rule names none; moving DTSTART would clamp the 31st to the 30th,
+                # so say explicitly what the original DTSTART implied.
+                if not any(given.get(k2) for k2 in ("bymonthday", "byweekday", "byyearday",
+                                                       "byweekno", "bynweekday")):
+                    kwargs["bymonthday"] = start.day
+                    if freq == YEARLY and not given.get("bymonth"):
+                        kwargs["bymonth"] = start.month
+    return _BoundedRule(**kwargs)  # type: ignore[arg-type]
+
+
+def _between(rule: rrule, lo: datetime, hi: datetime) -> Iterator[datetime]:
+    """Instances in [lo, hi] (naive local), in order; at most MAX_EVALUATED evaluated."""
+    try:
+        for n, at in enumerate(_near(rule, lo, hi), start=1):
+            EvalCounter.evaluated += 1
+            if at >= lo:
+                yield at
+            if n >= MAX_EVALUATED:
+                return
+    except _Exhausted:
+        return
+    except ValueError:
+        # dateutil finds some BYHOUR/INTERVAL combinations empty only while iterating
+        # ("Invalid combination of interval and byhour"): a series with no instances.
+        return
 
 
 @dataclass(frozen=True)
@@ -96,6 +280,8 @@ def _rule(body: str, dtstart_local_naive: datetime) -> rrule:
         raise ValueError(f"rrule {body!r} is not a valid RFC 5545 rule: {exc}") from None
     if not isinstance(rule, rrule):
         raise ValueError(f"rrule {body!r} is not a single RRULE")
+    if rule._count is not None:  # type: ignore[attr-defined]
+        rule = _count_to_until(rule)
     return rule
 
 
@@ -138,7 +324,7 @@ def occurrences(
         # a fall-back, so filter exactly on aware instants afterwards.
         lo = start.astimezone(tz).replace(tzinfo=None) - _SLACK
         hi = end.astimezone(tz).replace(tzinfo=None) + _SLACK
-        ats = [_localise(n, tz) for n in rule.between(lo, hi, inc=True)]
+        ats = [_localise(n, tz) for n in _between(rule, lo, hi)]
         ats = [a for a in ats if start <= a < end]
     if item.until is not None:
         ats = [a for a in ats if a <= item.until]
@@ -146,7 +332,8 @@ def occurrences(
 
 
 def next_occurrence(item: ScheduleItem, tz: ZoneInfo, after: datetime) -> Occurrence | None:
-    """The item's first occurrence strictly after `after`, or None if the series ended."""
+    """The item's first occurrence strictly after `after` and within NEXT_HORIZON of it,
+    or None (the series ended, or its next instance is further away than that)."""
     first = item.start.astimezone(tz)
     if item.rrule is None:
         candidate: datetime | None = first if first > after else None
@@ -154,15 +341,11 @@ def next_occurrence(item: ScheduleItem, tz: ZoneInfo, after: datetime) -> Occurr
         rule = _rule(_normalise(item.rrule, tz), first.replace(tzinfo=None))
         naive = after.astimezone(tz).replace(tzinfo=None) - _SLACK
         candidate = None
-        while True:
-            n = rule.after(naive, inc=False)
-            if n is None:
-                break
+        for n in _between(rule, naive, naive + NEXT_HORIZON):
             at = _localise(n, tz)
             if at > after:
                 candidate = at
                 break
-            naive = n
     if candidate is None or (item.until is not None and candidate > item.until):
         return None
     return _make(item, candidate)

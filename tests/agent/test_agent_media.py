@@ -8,14 +8,18 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
 from support.agentproc import AgentProc, Province, TrustKey
+from support.http_media import MediaServer
 
 DEV = "dev-0001"
+# The test's media server is on 127.0.0.1, which a device refuses by default.
+PRIVATE_OK = "\n[cache]\nallow_private_hosts = true\n"
 
 
-def ref(path: Path, data: bytes, *, sha: str | None = None) -> dict[str, Any]:
+def ref(url: str, data: bytes, *, sha: str | None = None) -> dict[str, Any]:
     return {
-        "url": path.as_uri(),
+        "url": url,
         "sha256": sha or hashlib.sha256(data).hexdigest(),
         "size": len(data),
         "type": "audio/wav",
@@ -29,23 +33,26 @@ def heartbeat_after(province: Province, t: float) -> dict[str, Any]:
     return hb.json()  # type: ignore[no-any-return]
 
 
-def test_prefetch_and_schedule_fill_the_cache(tmp_path: Path, broker: Any) -> None:
+def test_prefetch_and_schedule_fill_the_cache(
+    tmp_path: Path, broker: Any, request: pytest.FixtureRequest
+) -> None:
+
     key = TrustKey("vn-48-emergency")
-    usb = tmp_path / "usb"  # media a technician brought on a stick: file:// URLs
-    usb.mkdir()
     good, other, later = os.urandom(50_000), os.urandom(30_000), os.urandom(20_000)
-    for name, data in (("good.wav", good), ("other.wav", other), ("later.wav", later)):
-        (usb / name).write_bytes(data)
-    agent = AgentProc.create(tmp_path / "a", broker, DEV, ["vn-48"], [key])
+    server = MediaServer().start()
+    request.addfinalizer(server.stop)
+    usb = {name: server.add(f"/{name}", data) for name, data in
+           (("good.wav", good), ("other.wav", other), ("later.wav", later))}
+    agent = AgentProc.create(tmp_path / "a", broker, DEV, ["vn-48"], [key], extra=PRIVATE_OK)
     province = Province(broker, key)
     with agent:
         province.wait_for(lambda m: m.topic.endswith(f"{DEV}/state") and m.json()["online"], 15)
-        jti = province.send(DEV, "media.prefetch", {"media": [ref(usb / "good.wav", good)]})
+        jti = province.send(DEV, "media.prefetch", {"media": [ref(usb["good.wav"], good)]})
         assert province.wait_ack(jti, status="accepted")
         assert province.wait_ack(jti, status="done", timeout=20)
 
         # Wrong hash: never enters the store; the ack names the failing reference.
-        bad = ref(usb / "other.wav", other, sha="0" * 64)
+        bad = ref(usb["other.wav"], other, sha="0" * 64)
         jti = province.send(DEV, "media.prefetch", {"media": [bad]})
         failed = province.wait_ack(jti, status="failed", timeout=30)
         assert failed["code"] == "media_missing"
@@ -54,7 +61,7 @@ def test_prefetch_and_schedule_fill_the_cache(tmp_path: Path, broker: Any) -> No
         # A schedule for tomorrow: its media is fetched ahead of time.
         start = time.strftime("%Y-%m-%dT05:30:00+07:00", time.gmtime(time.time() + 86400))
         item = {"id": "news", "kind": "audio", "start": start,
-                "media": [ref(usb / "later.wav", later)]}
+                "media": [ref(usb["later.wav"], later)]}
         jti = province.send(DEV, "schedule.set", {"version": 1, "items": [item]})
         assert province.wait_ack(jti)["status"] == "accepted"
         deadline = time.time() + 20

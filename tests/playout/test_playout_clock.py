@@ -8,7 +8,6 @@ schedules are therefore on the agent's clock; the recording is on the real one.
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 from pathlib import Path
@@ -17,10 +16,10 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 import paho.mqtt.client as paho
-import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
+from support.agentclock import AgentClock
 from support.agentproc import AgentProc, Msg
 from support.playout import (
     DEVICE,
@@ -40,37 +39,7 @@ from agent.db import open_db
 from agent.outbox import Outbox
 from agent.timeutil import parse_rfc3339
 
-CLOCKSHIFT = Path(__file__).resolve().parents[1] / "support" / "clockshift"
 PROOF_TOPIC = f"tcs/v1/dev/{DEVICE}/proof"
-
-
-class AgentClock:
-    """Steps the wall clock of the agent's process tree (and only of it)."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.offset = 0.0
-
-    def now(self) -> float:
-        """The agent's wall clock, as it reads it."""
-        return time.time() + self.offset
-
-    def step(self, delta_s: float) -> None:
-        self.offset += delta_s
-        tmp = self.path.with_suffix(".tmp")
-        tmp.write_text(repr(self.offset))
-        os.replace(tmp, self.path)  # atomic: a reader never sees half a number
-        time.sleep(0.1)  # > the 50 ms re-read interval: every process has seen it
-
-
-@pytest.fixture
-def agent_clock(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AgentClock:
-    path = tmp_path / "clock-offset"
-    path.write_text("0.0")
-    pp = os.environ.get("PYTHONPATH")
-    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(p for p in (str(CLOCKSHIFT), pp) if p))
-    monkeypatch.setenv("TCS_TEST_CLOCK_OFFSET_FILE", str(path))
-    return AgentClock(path)
 
 
 def _siren(seconds: float) -> npt.NDArray[np.float32]:

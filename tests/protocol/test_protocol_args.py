@@ -24,7 +24,6 @@ from agent.model import (
     AlertStop,
     LiveStart,
     LiveStop,
-    MediaPrefetch,
     MediaRef,
     ScheduleSet,
     Slide,
@@ -103,7 +102,7 @@ def test_slides_item() -> None:
 @pytest.mark.parametrize(
     ("mutate", "detail"),
     [
-        ({"version": -1}, "version: -1 is out of range (>= 0)"),
+        ({"version": -1}, "version: -1 is out of range (0-9007199254740992)"),
         ({"version": "3"}, "version: '3' is not an integer"),
         ({"version": True}, "version: True is not an integer"),
         ({"items": {}}, "items: not a list"),
@@ -126,7 +125,7 @@ def test_schedule_missing_version() -> None:
         ({"kind": "video"}, "items[1].kind: 'video' is not one of audio, slides"),
         ({"media": []}, "items[1].media: empty list"),
         ({"media": [media(url="ftp://x.vn/a.mp3")]},
-         "items[1].media[0].url: scheme 'ftp' not allowed (use file, http, https)"),
+         "items[1].media[0].url: scheme 'ftp' not allowed (use http, https)"),
         ({"media": [media(url="https:///a.mp3")]},
          "items[1].media[0].url: 'https:///a.mp3' has no host"),
         ({"media": [media(sha="ab" * 31)]}, "items[1].media[0].sha256: not 64 hex digits"),
@@ -137,7 +136,7 @@ def test_schedule_missing_version() -> None:
                                            "RFC 3339 time with offset"),
         ({"start": 1795000000}, "items[1].start: 1795000000 is not an RFC 3339 time with offset"),
         ({"until": "2026-11-01T00:00:00+07:00"}, "items[1].until: before start"),
-        ({"window_s": -5}, "items[1].window_s: -5 is out of range (>= 0)"),
+        ({"window_s": -5}, "items[1].window_s: -5 is out of range (0-86400)"),
         ({"priority": 101}, "items[1].priority: 101 is out of range (0-100)"),
         ({"volume": 100.0}, "items[1].volume: 100.0 is not an integer"),
         ({"resume": "pause"}, "items[1].resume: 'pause' is not one of join, restart, drop"),
@@ -184,7 +183,7 @@ def test_duplicate_item_ids() -> None:
         ({"text": "a", "duration_s": 5, "style": {"a": [[[{"b": 1}]]]}},
          "items[0].slides[0].style: nested deeper than 4"),
         ({"media": {"url": "x"}, "duration_s": 5},
-         "items[0].slides[0].media.url: scheme '(none)' not allowed (use file, http, https)"),
+         "items[0].slides[0].media.url: scheme '(none)' not allowed (use http, https)"),
     ],
 )
 def test_slide_errors(slide: dict[str, Any], detail: str) -> None:
@@ -197,9 +196,10 @@ def test_slides_kind_needs_slides() -> None:
     assert bad("schedule.set", {"version": 1, "items": [item]}) == "items[0].slides: empty list"
 
 
-def test_file_media_url_is_allowed() -> None:
-    out = validate_args("media.prefetch", {"media": [media(url="file:///srv/media/a.mp3")]})
-    assert isinstance(out, MediaPrefetch) and out.media[0].url == "file:///srv/media/a.mp3"
+def test_file_media_url_is_refused_in_commands() -> None:
+    # §5.1 (2026-12-01): http(s) only; file:// is for the technician's CLI.
+    detail = bad("media.prefetch", {"media": [media(url="file:///etc/tcs/broker.pass")]})
+    assert detail == "media[0].url: scheme 'file' not allowed (use http, https)"
 
 
 # --- alerts ---------------------------------------------------------------------

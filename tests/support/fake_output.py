@@ -102,7 +102,11 @@ class FakeOutput(Output):
         return FakeMedia(self, item.id, self.durations.get(item.id, self.default_s))
 
     async def prepare_alert(
-        self, args: AlertStart, paths: Sequence[Path], shas: Sequence[str]
+        self,
+        args: AlertStart,
+        paths: Sequence[Path],
+        shas: Sequence[str],
+        warnings: list[str] | None = None,
     ) -> Media:
         if len(paths) != len(shas):
             raise self._unexpected(f"{len(paths)} alert paths but {len(shas)} hashes")

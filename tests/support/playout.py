@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import wave
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
@@ -32,12 +32,13 @@ TZ = ZoneInfo("Asia/Ho_Chi_Minh")
 
 def sound_agent(
     workdir: Path, broker: Any, *, quiet: str = "", extra_audio: str = "",
-    live_require_tls: bool = False,
+    live_require_tls: bool = False, more_keys: Sequence[TrustKey] = (), **config: Any,
 ) -> tuple[AgentProc, Province, TrustKey]:
     """Enrol an agent whose `[audio] output` is the null sink ("pulse"); not started.
-    The test streams are plain http, so `live_require_tls` is off unless asked for."""
+    The test streams are plain http, so `live_require_tls` is off unless asked for.
+    `more_keys` are trusted besides the province's; `config` goes to agent_config."""
     key = TrustKey("vn-48-emergency")
-    agent = AgentProc.create(workdir, broker, DEVICE, ["vn-48"], [key])
+    agent = AgentProc.create(workdir, broker, DEVICE, ["vn-48"], [key, *more_keys], **config)
     text = agent.config.read_text()
     audio = 'output = "pulse"\n'  # defaults otherwise: no amplifier, so no lead
     audio += f"live_require_tls = {'true' if live_require_tls else 'false'}\n"

@@ -119,6 +119,7 @@ VALID_ARGS: dict[str, dict[str, Any]] = {
     "status.request": {},
     "test.run": {"what": "speaker"},
     "agent.restart": {},
+    "agent.update": {"version": "1.4.0", "bundle": media()},
 }
 
 
