@@ -61,15 +61,6 @@ class MediaSide:
     async def path_for(self, sha256: str) -> Path | None:
         return await self.service.path_for(sha256)
 
-    @property
-    def max_media_bytes(self) -> int:
-        return self.cache.max_media_bytes
-
-    async def store_bytes(self, sha256: str, data: bytes) -> None:
-        """Media carried inside a command (a CAP `derefUri`) into the cache, off the
-        loop; raises MediaRejected (bad hash, too large) or OSError (disk)."""
-        await asyncio.to_thread(self.cache.store_bytes, sha256, data)
-
     def schedule_changed(self, items: tuple[ScheduleItem, ...]) -> None:
         """Prefetch (and pin) what the schedule needs over the horizon."""
         now = datetime.now(UTC)

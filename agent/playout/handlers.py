@@ -9,10 +9,12 @@ is fanned out to every output by the `AlertCoordinator`.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import logging
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Protocol
 
 from agent.cap import CapAlert, CapCancel, parse_cap
@@ -27,12 +29,13 @@ log = logging.getLogger(__name__)
 
 class InlineMedia(Protocol):
     """Where media carried inside a command (CAP `derefUri`, §5.4) is put: the media
-    cache (`agent.media.MediaSide`), injected at start."""
+    cache (`agent.cache.store.MediaCache`), injected at start. `store_bytes` blocks
+    (it writes and fsyncs): it is called in a thread."""
 
     @property
     def max_media_bytes(self) -> int: ...
 
-    async def store_bytes(self, sha256: str, data: bytes) -> None: ...
+    def store_bytes(self, sha256: str, data: bytes) -> Path: ...
 
 
 class PlayoutHandlers:
@@ -90,7 +93,7 @@ class PlayoutHandlers:
         notes: list[str] = []
         for sha, data in inline.items():
             try:
-                await self._inline.store_bytes(sha, data)
+                await asyncio.to_thread(self._inline.store_bytes, sha, data)
             except (OSError, ValueError) as e:
                 log.warning("CAP audio %s not cached: %s", sha[:12], e)
                 notes.append(f"CAP audio {sha[:12]}… could not be cached ({e})"[:200])
