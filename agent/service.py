@@ -155,6 +155,7 @@ async def _run(cfg: Config, stack: contextlib.AsyncExitStack) -> int:
         liveness=live,
         derived_written=media.cache.trim,
         amplifier=field.amplifier,
+        inline_media=media.cache,
     )
     if sound is not None:
         stack.push_async_callback(sound.stop)

@@ -25,17 +25,22 @@ async def _speech(engine: AudioEngine, text: str, lang: str, warnings: list[str]
                   ) -> Prepared | None:
     """The spoken message; an alert degrades rather than fails (issue 7 item 9): a voice
     espeak-ng does not know falls back to the configured one, and if speech fails
-    altogether the chime and the media still play. Each step down is a warning."""
+    altogether the chime and the media still play. Each step down is one warning that
+    says what the province will hear instead (docs/PROTOCOL-NOTES.md, "Alert speech")."""
     fallback = engine.tts_voice
-    for voice in dict.fromkeys((lang, fallback)):  # the configured voice once
+    voices = list(dict.fromkeys((lang, fallback)))  # the configured voice once
+    for voice in voices:
         try:
-            return await engine.prepare_text(text, voice=voice)
+            speech = await engine.prepare_text(text, voice=voice)
         except Exception as e:  # DecodeError from espeak-ng, OSError: degrade, never fail
             log.warning("speech with voice %r failed: %s", voice, e)
-            if voice == lang and lang != fallback:
-                warnings.append(f"lang {lang[:35]!r} could not be spoken; "
-                                f"using the configured voice {fallback!r}")
-    warnings.append("speech failed; the alert plays without its text")
+            continue
+        if voice != lang:
+            warnings.append(f"lang {lang[:35]!r} could not be spoken; "
+                            f"using the configured voice {fallback!r}")
+        return speech
+    tried = " or ".join(repr(v[:35]) for v in voices)
+    warnings.append(f"speech failed (voice {tried}): the alert plays without its text")
     return None
 
 

@@ -21,9 +21,11 @@ from __future__ import annotations
 import contextlib
 import errno
 import fcntl
+import hashlib
 import json
 import os
 import shutil
+import tempfile
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
@@ -116,6 +118,10 @@ def is_locked(path: Path) -> bool:
     finally:
         os.close(fd)  # closing drops our own lock, if we got it
     return False
+
+
+class MediaRejected(ValueError):
+    """Media handed to the cache directly (`MediaCache.store_bytes`) that it refuses."""
 
 
 class MediaCache:
@@ -468,6 +474,44 @@ class MediaCache:
             fsync_dir(self.root)
         self._verified[sha256] = (dest.stat().st_ino, dest.stat().st_size, self._clock())
         return dest
+
+    @property
+    def max_media_bytes(self) -> int:
+        """The largest single media file the cache accepts: its quota (the bound on a
+        MediaRef's declared `size` too, docs/PROTOCOL-NOTES.md)."""
+        return self.quota_bytes
+
+    def store_bytes(self, sha256: str, data: bytes) -> Path:
+        """Store media that arrived inside a command (a CAP `derefUri`): the same
+        content-addressed, fsynced, atomically published object a download makes.
+
+        Raises MediaRejected when `data` does not hash to `sha256` or is larger than
+        `max_media_bytes`, OSError (ENOSPC …) when it cannot be written."""
+        check_sha256(sha256)
+        if len(data) > self.max_media_bytes:
+            raise MediaRejected(
+                f"{_mb(len(data))} is above the cache's max media size {_mb(self.max_media_bytes)}"
+            )
+        if hashlib.sha256(data).hexdigest() != sha256:
+            raise MediaRejected("the bytes do not hash to their sha256")
+        if self.has(sha256):
+            self.touch(sha256)
+            return self.object_path(sha256)
+        self.ensure_dirs()
+        if not self.evict_for(len(data)):
+            raise OSError(errno.ENOSPC, self.space_problem(len(data)) or "no space")
+        # A dot-name that is no `.part`: eviction never takes it mid-write, and
+        # `recover()` removes it if a crash leaves it behind.
+        fd, name = tempfile.mkstemp(dir=self.partial_dir, prefix=f".{sha256}.", suffix=".tmp")
+        tmp = Path(name)
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+            return self.publish(sha256, tmp)
+        finally:
+            tmp.unlink(missing_ok=True)
 
     def quarantine(
         self, sha256: str, *, reason: str = "content does not match its SHA-256"

@@ -9,9 +9,13 @@ is fanned out to every output by the `AlertCoordinator`.
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
+from pathlib import Path
+from typing import Protocol
 
 from agent.cap import CapAlert, CapCancel, parse_cap
 from agent.config import AlertsConfig
@@ -23,6 +27,17 @@ from agent.protocol import Command
 log = logging.getLogger(__name__)
 
 
+class InlineMedia(Protocol):
+    """Where media carried inside a command (CAP `derefUri`, §5.4) is put: the media
+    cache (`agent.cache.store.MediaCache`), injected at start. `store_bytes` blocks
+    (it writes and fsyncs): it is called in a thread."""
+
+    @property
+    def max_media_bytes(self) -> int: ...
+
+    def store_bytes(self, sha256: str, data: bytes) -> Path: ...
+
+
 class PlayoutHandlers:
     def __init__(
         self,
@@ -30,10 +45,12 @@ class PlayoutHandlers:
         alerts: AlertsConfig,
         *,
         wall: Callable[[], float],
+        inline_media: InlineMedia | None = None,
     ) -> None:
         self._co = coordinator
         self._alerts_cfg = alerts
         self._wall = wall
+        self._inline = inline_media
 
     def register(self, dispatcher: Dispatcher) -> None:
         dispatcher.register("alert.start", self.alert_start)
@@ -56,12 +73,32 @@ class PlayoutHandlers:
         assert isinstance(cmd.args, AlertStart)
         return self._start(cmd.args)
 
-    def _start(self, args: AlertStart, warnings: list[str] | None = None) -> Outcome:
+    def _start(
+        self,
+        args: AlertStart,
+        warnings: list[str] | None = None,
+        inline: Mapping[str, bytes] | None = None,
+    ) -> Outcome:
         if (bad := self._no_output()) is not None:
             return bad
         if args.until is not None and args.until.timestamp() <= self._wall():
             return Outcome(status="failed", code="expired", detail="alert `until` has passed")
-        return Outcome(warnings=warnings or [], later=self._co.run_alert(args))
+        later = self._co.run_alert(args) if not inline else self._cached_then_run(args, inline)
+        return Outcome(warnings=warnings or [], later=later)
+
+    async def _cached_then_run(self, args: AlertStart, inline: Mapping[str, bytes]) -> Result:
+        """Put a CAP's inline audio into the cache, then sound the alert. Audio that
+        cannot be stored (disk full) is left out with a warning; the text still plays."""
+        assert self._inline is not None
+        notes: list[str] = []
+        for sha, data in inline.items():
+            try:
+                await asyncio.to_thread(self._inline.store_bytes, sha, data)
+            except (OSError, ValueError) as e:
+                log.warning("CAP audio %s not cached: %s", sha[:12], e)
+                notes.append(f"CAP audio {sha[:12]}… could not be cached ({e})"[:200])
+        result = await self._co.run_alert(args)
+        return dataclasses.replace(result, warnings=notes + result.warnings)
 
     # ---- alert.stop / alert.cap ------------------------------------------------------
 
@@ -89,9 +126,24 @@ class PlayoutHandlers:
             for old in action.replaces:
                 self._co.stop_alert(old, "cap_update")
             warnings = list(action.warnings)
-            if action.inline:
-                warnings.append("CAP inline audio (derefUri) is not played yet; text is spoken")
-            return self._start(action.alert, warnings)
+            alert = action.alert
+            inline = action.inline
+            if inline and self._inline is None:  # a device without a media cache
+                warnings.append("CAP inline audio (derefUri) cannot be cached here; not played")
+                alert = dataclasses.replace(alert, media=())
+                inline = {}
+            elif inline and self._inline is not None:
+                limit = self._inline.max_media_bytes
+                big = next((n for n in map(len, inline.values()) if n > limit), None)
+                if big is not None:
+                    return Outcome(
+                        status="failed", code="bad_args",
+                        detail=f"CAP derefUri audio is {big} bytes, above the cache's "
+                        f"max media size ({limit} bytes)",
+                    )  # fmt: skip
+            if not alert.media and not (alert.text and alert.text.strip()):
+                return Outcome(status="failed", code="bad_args", detail="CAP has nothing to play")
+            return self._start(alert, warnings, inline)
         # The XML itself passed verification (§3 step 9, `check_cap`), so the command is
         # accepted; what the CAP *says* (Draft, already expired, …) is refused in the
         # second ack, as for every long-running command (§6.3: accepted, then failed).

@@ -21,7 +21,7 @@ from agent.handlers import load_schedule, stored_volume
 from agent.liveness import Liveness
 from agent.model import MediaRef, ScheduleSet
 from agent.playout.coordinator import AlertCoordinator
-from agent.playout.handlers import PlayoutHandlers
+from agent.playout.handlers import InlineMedia, PlayoutHandlers
 from agent.playout.live import LiveHandlers, LiveRelay
 from agent.playout.output import Output
 from agent.playout.runner import Playout, PlayoutDeps, Spawn
@@ -183,12 +183,14 @@ async def start_playout(
     liveness: Liveness | None = None,
     derived_written: Callable[[], object] | None = None,
     amplifier: Amplifier | None = None,
+    inline_media: InlineMedia | None = None,
 ) -> PlayoutSide | None:
     """Open every configured output and start one planner loop on each.
 
     `outputs` replaces the outputs built from the configuration (tests pass fakes).
     `spawn` runs each loop as a supervised part; `liveness` watches the outputs' tasks;
-    `derived_written` is called (in a thread) after derived files were written.
+    `derived_written` is called (in a thread) after derived files were written;
+    `inline_media` stores audio carried inside a CAP (`derefUri`) in the media cache.
     None when the device has no output at all (`[audio] output = "none"`, no board).
     """
     emit = reporter.emit
@@ -263,7 +265,7 @@ async def start_playout(
             lp.set_schedule(sched.items)
         loops.append(lp)
     coordinator = AlertCoordinator(loops, media_path, wall=wall)
-    handlers = PlayoutHandlers(coordinator, cfg.alerts, wall=wall)
+    handlers = PlayoutHandlers(coordinator, cfg.alerts, wall=wall, inline_media=inline_media)
     return PlayoutSide(loops, coordinator, handlers, speaker, live, monitor)
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import http.server
 import threading
@@ -11,6 +10,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from support.capdoc import cap, info, resource
 
 from agent.cap import CapAlert, CapCancel, CapError, CapRefusal, check_cap, parse_cap
 from agent.model import AlertStop, MediaRef
@@ -18,31 +18,6 @@ from agent.model import AlertStop, MediaRef
 DATA = Path("/work/shared/data/cap")
 NOW = datetime(2026, 11, 23, 3, 0, tzinfo=UTC)
 OLD_NOW = datetime(2003, 6, 17, 20, 0, tzinfo=UTC)
-
-
-def cap(*, status: str = "Actual", msg_type: str = "Alert", refs: str = "",
-        infos: str | None = None, ns: str = "urn:oasis:names:tc:emergency:cap:1.2",
-        prolog: str = "") -> str:
-    if infos is None:
-        infos = info()
-    references = f"<references>{refs}</references>" if refs else ""
-    return (f'<?xml version="1.0" encoding="UTF-8"?>{prolog}<alert xmlns="{ns}">'
-            "<identifier>VN-48-2026-0042</identifier><sender>kttv@danang.gov.vn</sender>"
-            f"<sent>2026-11-23T09:00:00+07:00</sent><status>{status}</status>"
-            f"<msgType>{msg_type}</msgType><scope>Public</scope>{references}{infos}</alert>")
-
-
-def info(lang: str | None = "vi-VN", headline: str = "Bão số 9", expires: str = "",
-         resources: str = "", description: str = "Gió mạnh cấp 12",
-         instruction: str = "Không ra khơi") -> str:
-    language = f"<language>{lang}</language>" if lang else ""
-    exp = f"<expires>{expires}</expires>" if expires else ""
-    desc = f"<description>{description}</description>" if description else ""
-    instr = f"<instruction>{instruction}</instruction>" if instruction else ""
-    return (f"<info>{language}<category>Met</category><event>Typhoon</event>"
-            "<urgency>Immediate</urgency><severity>Extreme</severity><certainty>Observed"
-            f"</certainty>{exp}<headline>{headline}</headline>{desc}{instr}{resources}"
-            "<area><areaDesc>Đà Nẵng</areaDesc></area></info>")
 
 
 def run(xml: str, *, language: str = "vi", test: bool = False, exercise: bool = False,
@@ -293,25 +268,9 @@ def test_update_and_cancel_with_several_references() -> None:
 AUDIO = b"RIFF\x24\x00\x00\x00WAVEfmt " + bytes(range(200))
 
 
-def resource(*, data: bytes | None = AUDIO, uri: str = "", digest: str | None = None,
-             size: str | None = None, mime: str = "audio/x-wav") -> str:
-    parts = [f"<resourceDesc>voice</resourceDesc><mimeType>{mime}</mimeType>"]
-    if size is not None:
-        parts.append(f"<size>{size}</size>")
-    if uri:
-        parts.append(f"<uri>{uri}</uri>")
-    if data is not None:
-        b64 = base64.b64encode(data).decode()
-        parts.append("<derefUri>" + "\n".join(b64[i:i + 76] for i in range(0, len(b64), 76))
-                     + "</derefUri>")
-    if digest is not None:
-        parts.append(f"<digest>{digest}</digest>")
-    return "<resource>" + "".join(parts) + "</resource>"
-
-
 def test_deref_audio_becomes_media_with_sha256_and_inline_bytes() -> None:
     sha1 = hashlib.sha1(AUDIO).hexdigest()
-    res = resource(digest=sha1, size=str(len(AUDIO)), uri="https://kttv.vn/a.wav")
+    res = resource(AUDIO, digest=sha1, size=str(len(AUDIO)), uri="https://kttv.vn/a.wav")
     out = run(cap(infos=info(resources=res)))
     assert isinstance(out, CapAlert)
     sha = hashlib.sha256(AUDIO).hexdigest()
@@ -321,7 +280,7 @@ def test_deref_audio_becomes_media_with_sha256_and_inline_bytes() -> None:
 
 
 def test_disagreeing_digest_and_size_are_warnings_not_fatal() -> None:
-    res = resource(digest="0" * 40, size="999999")
+    res = resource(AUDIO, digest="0" * 40, size="999999")
     out = run(cap(infos=info(resources=res)))
     assert isinstance(out, CapAlert)
     assert len(out.alert.media) == 1
@@ -333,7 +292,7 @@ def test_disagreeing_digest_and_size_are_warnings_not_fatal() -> None:
 
 
 def test_audio_by_uri_only_is_not_a_media_ref() -> None:
-    res = resource(data=None, uri="https://kttv.vn/a.mp3", mime="audio/mpeg")
+    res = resource(None, uri="https://kttv.vn/a.mp3", mime="audio/mpeg")
     out = run(cap(infos=info(resources=res)))
     assert isinstance(out, CapAlert) and out.alert.media == ()
     assert out.alert.text is not None  # still spoken via TTS
@@ -344,7 +303,7 @@ def test_audio_by_uri_only_is_not_a_media_ref() -> None:
 
 
 def test_bad_base64_deref_is_warned() -> None:
-    res = resource(data=None).replace("</resource>", "<derefUri>!!not base64!!</derefUri>"
+    res = resource(None).replace("</resource>", "<derefUri>!!not base64!!</derefUri>"
                                                       "</resource>")
     out = run(cap(infos=info(resources=res)))
     assert isinstance(out, CapAlert) and out.alert.media == ()
@@ -355,3 +314,11 @@ def test_naive_now_is_a_programming_error() -> None:
     with pytest.raises(ValueError, match="aware"):
         parse_cap(cap(), language="vi", play_test=False, play_exercise=False,
                   now=datetime(2026, 1, 1))
+
+
+def test_audio_only_cap_plays_its_deref_audio_without_text() -> None:
+    res = resource(AUDIO)
+    out = run(cap(infos=info(headline="", description="", instruction="", resources=res)))
+    assert isinstance(out, CapAlert) and out.alert.text is None
+    sha = hashlib.sha256(AUDIO).hexdigest()
+    assert [m.sha256 for m in out.alert.media] == [sha] and out.inline == {sha: AUDIO}
