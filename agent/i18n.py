@@ -43,7 +43,9 @@ class Msg:
         return self.template.format(**self.args)
 
     def local(self) -> str:
-        return _(self.template).format(**self.args)
+        # A value may itself be a message ("(not set)"): translated with the sentence.
+        args = {k: v.local() if isinstance(v, Msg) else v for k, v in self.args.items()}
+        return _(self.template).format(**args)
 
     def __str__(self) -> str:
         return self.en()

@@ -184,7 +184,8 @@ def cmd_test(args: argparse.Namespace) -> int:
         result: dict[str, Any] = answer["test"]
         via = _("through the running agent")
     elif answer is not None and "error" in answer:
-        print(str(answer["error"]), file=sys.stderr)
+        print(_("the running agent refused the test: {error}").format(error=answer["error"]),
+              file=sys.stderr)
         return 1
     elif args.what == "display":
         return _display_direct(args)

@@ -169,3 +169,15 @@ def test_update_and_lower_floor_refusals_in_vietnamese(
     floor = cli("vi_VN.UTF-8", "clock", "lower-floor", "-c", str(example_keyed_config),
                 "not.a.token")  # fmt: skip
     assert floor.returncode == 1 and floor.stderr.startswith("mã bị từ chối ("), floor.stderr
+
+
+def test_a_message_inside_a_doctor_message_is_translated_with_it(tmp_path: Path) -> None:
+    cfg = tmp_path / "agent.toml"
+    cfg.write_text(good_config_text(tmp_path).replace(
+        "mqtt://127.0.0.1:1883", f"mqtt://127.0.0.1:{_closed_port()}").replace(
+        "[report]", '[amplifier]\nkind = "serial-relay"\n\n[report]'))  # fmt: skip
+    vi = cli("vi_VN.UTF-8", "doctor", "-c", str(cfg))
+    assert "✗ amplifier: cổng rơ-le (chưa đặt) không tồn tại" in vi.stdout.splitlines()
+    en = cli("vi_VN.UTF-8", "doctor", "-c", str(cfg), "--json")
+    amp = next(c for c in json.loads(en.stdout)["checks"] if c["id"] == "amplifier")
+    assert amp["detail"] == "relay port (not set) does not exist"
