@@ -20,32 +20,40 @@ from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import Any
 
+from agent.i18n import M, Msg, _
+
 LOWER_FLOOR_CMD = "clock.lower_floor"
 MIN_PRIORITY = 90
 MAX_TIME = 2**53
 
 
 class FloorTokenError(ValueError):
-    pass
+    """Why a token cannot lower the floor: English `str()`, `msg.local()` for a person."""
+
+    def __init__(self, msg: Msg) -> None:
+        super().__init__(msg.en())
+        self.msg = msg
 
 
 def check_token(claims: dict[str, Any], *, commands: tuple[str, ...], max_priority: int,
                 current: float) -> int:
     """The floor a verified token asks for, or FloorTokenError saying why not (pure)."""
     if claims.get("cmd") != LOWER_FLOOR_CMD:
-        raise FloorTokenError(f"cmd is not {LOWER_FLOOR_CMD!r}")
+        raise FloorTokenError(M("cmd is not {cmd!r}", cmd=LOWER_FLOOR_CMD))
     if not any(fnmatchcase(LOWER_FLOOR_CMD, g) for g in commands):
-        raise FloorTokenError(f"the signing key may not issue {LOWER_FLOOR_CMD}")
+        raise FloorTokenError(M("the signing key may not issue {cmd}", cmd=LOWER_FLOOR_CMD))
     if max_priority < MIN_PRIORITY:
-        raise FloorTokenError(f"the signing key's max_priority is below {MIN_PRIORITY}")
+        raise FloorTokenError(
+            M("the signing key's max_priority is below {n}", n=MIN_PRIORITY))
     args = claims.get("args")
     floor = args.get("floor") if isinstance(args, dict) else None
     if isinstance(floor, bool) or not isinstance(floor, int) or not 0 <= floor <= MAX_TIME:
-        raise FloorTokenError("args.floor must be Unix seconds (an integer)")
+        raise FloorTokenError(M("args.floor must be Unix seconds (an integer)"))
     if floor >= current:
-        raise FloorTokenError(f"args.floor {floor} is not below the floor ({int(current)})")
+        raise FloorTokenError(M("args.floor {floor} is not below the floor ({current})",
+                                      floor=floor, current=int(current)))
     if claims["exp"] < floor:
-        raise FloorTokenError("the token expired before the floor it sets")
+        raise FloorTokenError(M("the token expired before the floor it sets"))
     return floor
 
 
@@ -65,7 +73,8 @@ def cmd_lower_floor(args: argparse.Namespace) -> int:
                         trust={k.kid: k for k in cfg.trust})  # fmt: skip
     res = verify_signed(payload, f"tcs/v1/dev/{cfg.device.id}/cmd", ctx)
     if isinstance(res, Rejection):
-        print(f"token refused ({res.code}): {res.detail}", file=sys.stderr)
+        print(_("token refused ({code}): {detail}").format(code=res.code, detail=res.detail),
+              file=sys.stderr)
         return 1
     claims, key = res
     db = open_db(cfg.storage.dir / "state.db")
@@ -75,24 +84,25 @@ def cmd_lower_floor(args: argparse.Namespace) -> int:
             value = check_token(claims, commands=tuple(key.commands),
                                 max_priority=key.max_priority, current=floor.value())
         except FloorTokenError as exc:
-            print(f"token refused: {exc}", file=sys.stderr)
+            print(_("token refused: {reason}").format(reason=exc.msg.local()), file=sys.stderr)
             return 1
         if replay.seen(claims["jti"]) is not None:
-            print("token refused: its jti was already used", file=sys.stderr)
+            print(_("token refused: its jti was already used"), file=sys.stderr)
             return 1
         replay.remember(claims["jti"], hashlib.sha256(payload).hexdigest(), claims["exp"])
         before = floor.value()
         floor.lower_to(value)
     finally:
         db.close()
-    print(f"time floor lowered from {int(before)} to {value}")
+    print(_("time floor lowered from {before} to {value}").format(before=int(before),
+                                                                   value=value))
     return 0
 
 
 def add_subparsers(sub: Any, common: Any) -> None:
     lower = sub.add_parser(
-        "lower-floor", help="lower the time floor with a signed token", parents=[common]
+        "lower-floor", help=_("lower the time floor with a signed token"), parents=[common]
     )
     lower.add_argument("-c", "--config", type=Path, required=True)
-    lower.add_argument("token", help="compact JWS: cmd clock.lower_floor, args.floor")
+    lower.add_argument("token", help=_("compact JWS: cmd clock.lower_floor, args.floor"))
     lower.set_defaults(func=cmd_lower_floor)

@@ -4,13 +4,20 @@
 LC_ALL, LC_MESSAGES, LANG, as gettext reads them) when a catalog exists under
 `agent/locale/`, else the English original. Wire formats (acks, events, JSON
 output) are never translated: only what a person reads in a terminal.
+
+A message that must be both (English in JSON or an ack's detail, translated in a
+terminal) is built with `M("template {x}", x=...)`: a `Msg` whose `en()` is the
+English text and whose `local()` is the translation. scripts/i18n.sh extracts the
+templates of `_()` and `M()` alike.
 """
 
 from __future__ import annotations
 
 import gettext
+from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
+from typing import Any
 
 DOMAIN = "tcs_agent"
 LOCALE_DIR = Path(__file__).resolve().parent / "locale"
@@ -23,3 +30,27 @@ def _translation() -> gettext.NullTranslations:
 
 def _(message: str) -> str:
     return _translation().gettext(message)
+
+
+@dataclass(frozen=True)
+class Msg:
+    """An English template and its values: translated for people, as is for machines."""
+
+    template: str
+    args: dict[str, Any] = field(default_factory=dict)
+
+    def en(self) -> str:
+        return self.template.format(**self.args)
+
+    def local(self) -> str:
+        # A value may itself be a message ("(not set)"): translated with the sentence.
+        args = {k: v.local() if isinstance(v, Msg) else v for k, v in self.args.items()}
+        return _(self.template).format(**args)
+
+    def __str__(self) -> str:
+        return self.en()
+
+
+def M(template: str, **args: Any) -> Msg:
+    """A message marked for translation (scripts/i18n.sh extracts `M` like `_`)."""
+    return Msg(template, args)

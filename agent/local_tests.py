@@ -22,7 +22,7 @@ async def via_agent(sound: PlayoutSide | None, what: str) -> dict[str, Any]:
     """The agent's own `test.run`: queued as a priority-0 item on the outputs that answer
     `what`, so it never interrupts what sounds or shows and respects quiet hours."""
     if sound is None:
-        return {"ok": False, "detail": f"no {what} on this device"}
+        return {"ok": False, "code": "not_supported", "detail": f"no {what} on this device"}
     res = await sound.coordinator.run_test(what)
     return {"ok": res.ok, "code": res.code, "detail": res.detail}
 
@@ -30,7 +30,8 @@ async def via_agent(sound: PlayoutSide | None, what: str) -> dict[str, Any]:
 async def speaker_direct(cfg: Config) -> dict[str, Any]:
     """Play the test tone on the configured output without the agent (it is not running)."""
     if cfg.audio.output.strip().lower() == "none":
-        return {"ok": False, "detail": 'no audio output configured ([audio] output = "none")'}
+        return {"ok": False, "code": "no_output",
+                "detail": 'no audio output configured ([audio] output = "none")'}
     from playback.engine import AudioEngine
     from playback.selftest import test_tone
 
@@ -45,8 +46,11 @@ async def speaker_direct(cfg: Config) -> dict[str, Any]:
             await engine.start()
             res = await test_tone(engine)
         except Exception as e:
-            return {"ok": False, "detail": f"audio output {cfg.audio.output!r}: {e}"}
+            return {"ok": False, "code": "output_unavailable",
+                    "detail": f"audio output {cfg.audio.output!r}: {e}"}
         finally:
             await engine.stop()
     detail = res.detail + (f" ({'; '.join(events)})" if events and not res.ok else "")
-    return {"ok": res.ok, "detail": detail, "level_dbfs": res.level_dbfs, "heard_dbfs": None}
+    code = None if res.ok else "speaker_failed"
+    return {"ok": res.ok, "code": code, "detail": detail, "level_dbfs": res.level_dbfs,
+            "heard_dbfs": None}

@@ -184,16 +184,49 @@ def cmd_test(args: argparse.Namespace) -> int:
         result: dict[str, Any] = answer["test"]
         via = _("through the running agent")
     elif answer is not None and "error" in answer:
-        print(str(answer["error"]), file=sys.stderr)
+        print(_("the running agent refused the test: {error}").format(error=answer["error"]),
+              file=sys.stderr)
         return 1
     elif args.what == "display":
         return _display_direct(args)
     else:
         result = _speaker_direct(args.config)
         via = _("directly (the agent is not running)")
-    mark = "✓" if result.get("ok") else "✗"
-    print(f"{mark} {args.what} {via}: {result.get('detail')}")
+    print(render_test(args.what, via, result))
     return 0 if result.get("ok") else 1
+
+
+def _test_outcome(what: str, result: dict[str, Any]) -> str:
+    """The result's meaning in the reader's language, from its code (the detail, from the
+    agent's `test.run` ack, is wire text and stays English)."""
+    if result.get("ok"):
+        return _("passed")
+    outcomes = {
+        "not_supported": _("no {what} on this device"),
+        "no_output": _('no audio output configured ([audio] output = "none")'),
+        "output_unavailable": _("the output is not available"),
+        "quiet_hours": _("inside quiet hours: test not played"),
+        "busy": _("the output stayed busy: test not played"),
+        "not_heard": _(
+            "the tone was sent but the monitor did not hear it: check the amplifier, "
+            "the cable and the horn"
+        ),
+        "speaker_failed": _("the speaker did not play the tone"),
+        "display_failed": _("the board did not show the test pattern"),
+        "config": _("the configuration has problems: run `tcs-agent config check`"),
+    }
+    return outcomes.get(str(result.get("code")), _("failed")).format(what=_thing(what))
+
+
+def _thing(what: str) -> str:
+    return {"speaker": _("speaker"), "display": _("display")}.get(what, what)
+
+
+def render_test(what: str, via: str, result: dict[str, Any]) -> str:
+    mark = "✓" if result.get("ok") else "✗"
+    return _("{mark} {what} {via}: {outcome} — {detail}").format(
+        mark=mark, what=_thing(what), via=via, outcome=_test_outcome(what, result),
+        detail=result.get("detail"))  # fmt: skip
 
 
 def _display_direct(args: argparse.Namespace) -> int:
@@ -209,5 +242,5 @@ def _speaker_direct(config: Path) -> dict[str, Any]:
     try:
         cfg = load_config(config, require_device_key=False)
     except ConfigError as e:
-        return {"ok": False, "detail": "; ".join(e.problems[:3])}
+        return {"ok": False, "code": "config", "detail": "; ".join(e.problems[:3])}
     return asyncio.run(speaker_direct(cfg))

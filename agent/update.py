@@ -37,7 +37,7 @@ from typing import Any
 from packaging.version import InvalidVersion, Version
 
 from agent.fsutil import atomic_write
-from agent.i18n import _
+from agent.i18n import M, Msg, _
 
 DEFAULT_PREFIX = Path("/opt/tcs-agent")
 _WHEEL = re.compile(r"^tcs_agent-([^-]+)-.+\.whl$")
@@ -47,7 +47,12 @@ Runner = Callable[..., subprocess.CompletedProcess[str]]
 
 
 class UpdateRefused(Exception):
-    """The update cannot be done; the message says why (for an ack's detail or a person)."""
+    """The update cannot be done; the message says why: `str()` in English for an ack's
+    detail, `msg.local()` translated for a person at a terminal."""
+
+    def __init__(self, msg: Msg) -> None:
+        super().__init__(msg.en())
+        self.msg = msg
 
 
 @dataclass(frozen=True)
@@ -88,7 +93,7 @@ def parse_version(text: str) -> Version:
     try:
         return Version(text)
     except InvalidVersion:
-        raise UpdateRefused(f"{text!r} is not a PEP 440 version") from None
+        raise UpdateRefused(M("{text!r} is not a PEP 440 version", text=text)) from None
 
 
 def check_version(new: str, running: str | None, *, allow_downgrade: bool = False) -> None:
@@ -98,10 +103,10 @@ def check_version(new: str, running: str | None, *, allow_downgrade: bool = Fals
         return
     have = parse_version(running)
     if wanted == have:
-        raise UpdateRefused(f"version {new} is already running")
+        raise UpdateRefused(M("version {new} is already running", new=new))
     if wanted < have and not allow_downgrade:
-        raise UpdateRefused(f"version {new} is below the running {running} "
-                            "(allow_downgrade is false)")
+        raise UpdateRefused(M("version {new} is below the running {running} "
+                              "(allow_downgrade is false)", new=new, running=running))
 
 
 def unpack_bundle(archive: Path, dest: Path) -> str:
@@ -114,20 +119,23 @@ def unpack_bundle(archive: Path, dest: Path) -> str:
         with tarfile.open(archive) as tar:
             return _unpack(tar, archive, dest)
     except tarfile.TarError as exc:
-        raise UpdateRefused(f"{archive}: not a readable tar bundle: {exc}") from None
+        why = M("{archive}: not a readable tar bundle: {error}", archive=archive, error=exc)
+        raise UpdateRefused(why) from None
 
 
 def _unpack(tar: tarfile.TarFile, archive: Path, dest: Path) -> str:
     versions: list[str] = []
     members = tar.getmembers()
     if len(members) > MAX_BUNDLE_MEMBERS:
-        raise UpdateRefused(f"{archive}: more than {MAX_BUNDLE_MEMBERS} files")
+        raise UpdateRefused(M("{archive}: more than {n} files", archive=archive,
+                              n=MAX_BUNDLE_MEMBERS))
     for m in members:
         name = m.name.removeprefix("./")
         if m.isdir() and name in ("", "."):
             continue
         if not m.isfile() or "/" in name or not name.endswith(".whl") or name.startswith("."):
-            raise UpdateRefused(f"{archive}: unexpected member {m.name!r} (only wheels)")
+            raise UpdateRefused(M("{archive}: unexpected member {name!r} (only wheels)",
+                                  archive=archive, name=m.name))
         match = _WHEEL.match(name)
         if match:
             versions.append(match.group(1))
@@ -136,7 +144,8 @@ def _unpack(tar: tarfile.TarFile, archive: Path, dest: Path) -> str:
         with src, (dest / name).open("wb") as out:
             shutil.copyfileobj(src, out)
     if len(versions) != 1:
-        raise UpdateRefused(f"{archive}: holds {len(versions)} tcs_agent wheels, not one")
+        raise UpdateRefused(M("{archive}: holds {n} tcs_agent wheels, not one",
+                              archive=archive, n=len(versions)))
     return versions[0]
 
 
@@ -160,7 +169,8 @@ def install_release(layout: Layout, version: str, wheels: Path, *, python: str =
                   env={**os.environ, "PIP_CONFIG_FILE": os.devnull})
         if out.returncode != 0:
             shutil.rmtree(release, ignore_errors=True)
-            raise UpdateRefused(f"installing {version} failed: {out.stderr.strip()[-500:]}")
+            raise UpdateRefused(M("installing {version} failed: {error}", version=version,
+                                  error=out.stderr.strip()[-500:]))
     (release / ".complete").touch()
     return release
 
@@ -175,7 +185,7 @@ def _point_current(layout: Layout, version: str) -> None:
 def switch(layout: Layout, version: str) -> str | None:
     """Point `current` at an installed release, pending confirmation; returns the previous."""
     if not (layout.release(version) / ".complete").exists():
-        raise UpdateRefused(f"release {version} is not installed")
+        raise UpdateRefused(M("release {version} is not installed", version=version))
     previous = layout.current_version()
     record = {"version": version, "previous": previous}
     atomic_write(layout.pending, json.dumps(record).encode(), mode=0o644)
@@ -202,10 +212,11 @@ def rollback(layout: Layout) -> str:
     """Put back the release that ran before the pending switch; returns its version."""
     record = pending(layout)
     if record is None or not record.get("previous"):
-        raise UpdateRefused("no pending update to roll back")
+        raise UpdateRefused(M("no pending update to roll back"))
     previous = str(record["previous"])
     if not (layout.release(previous) / ".complete").exists():
-        raise UpdateRefused(f"the previous release {previous} is no longer installed")
+        raise UpdateRefused(M("the previous release {previous} is no longer installed",
+                                previous=previous))
     _point_current(layout, previous)
     layout.pending.unlink(missing_ok=True)
     return previous
@@ -218,7 +229,8 @@ def update_from_bundle(layout: Layout, archive: Path, *, expected: str | None = 
     with tempfile.TemporaryDirectory(prefix=".staging-", dir=_staging_parent(layout)) as tmp:
         version = unpack_bundle(archive, Path(tmp))
         if expected is not None and parse_version(expected) != parse_version(version):
-            raise UpdateRefused(f"the bundle holds {version}, not {expected}")
+            raise UpdateRefused(M("the bundle holds {version}, not {expected}",
+                                  version=version, expected=expected))
         check_version(version, layout.current_version(), allow_downgrade=allow_downgrade)
         install_release(layout, version, Path(tmp), python=python, run=run)
     switch(layout, version)
@@ -238,7 +250,7 @@ def _cmd(func: Callable[[argparse.Namespace, Layout], str]) -> Callable[[argpars
         try:
             print(func(args, Layout(args.prefix)))
         except UpdateRefused as exc:
-            print(_("update refused: {reason}").format(reason=exc), file=sys.stderr)
+            print(_("update refused: {reason}").format(reason=exc.msg.local()), file=sys.stderr)
             return 1
         except OSError as exc:
             print(_("error: {reason}").format(reason=f"{exc.filename or ''} {exc.strerror}"),

@@ -15,6 +15,8 @@ import sys
 import time
 from typing import Any
 
+from agent.i18n import _
+
 
 def current_frame(board: Any) -> Any:
     """What the board shows now, as an RGB image, or None if it cannot be read back."""
@@ -44,37 +46,42 @@ def cmd_test_display(args: argparse.Namespace) -> int:
         print("\n".join(e.problems), file=sys.stderr)
         return 2
     if cfg.display.kind == "none":
-        print(f"{args.config}: [display] kind is none: no board to test", file=sys.stderr)
+        print(_("{file}: [display] kind is none: no board to test").format(file=args.config),
+              file=sys.stderr)
         return 1
     try:
         board = open_board(cfg.display)
     except BoardError as e:
-        print(f"display {cfg.display.kind} {cfg.display.path}: FAILED to open: {e}")
+        print(_("display {kind} {path}: FAILED to open: {error}").format(
+            kind=cfg.display.kind, path=cfg.display.path, error=e))
         return 1
     try:
         size = board.size
-        print(f"display {cfg.display.kind} {cfg.display.path or ''} {size[0]}x{size[1]}: open")
+        print(_("display {kind} {path} {width}x{height}: open").format(
+            kind=cfg.display.kind, path=cfg.display.path or "", width=size[0], height=size[1]))
         before = current_frame(board)
         if args.screenshot is not None:
             if before is None:
-                print(f"screenshot: not possible, a {cfg.display.kind} board cannot be read back")
+                print(_("screenshot: not possible, a {kind} board cannot be read back").format(
+                    kind=cfg.display.kind))
             else:
                 before.save(args.screenshot)
-                print(f"screenshot: {args.screenshot} (frame_sha256 {frame_sha256(before)})")
+                print(_("screenshot: {file} (frame_sha256 {sha})").format(
+                    file=args.screenshot, sha=frame_sha256(before)))
         pattern = test_pattern(size)
         board.show(pattern, item="test")
-        print(f"test pattern shown: frame_sha256 {frame_sha256(pattern)}")
+        print(_("test pattern shown: frame_sha256 {sha}").format(sha=frame_sha256(pattern)))
         time.sleep(max(0.0, args.seconds))
         if before is not None:
             board.show(
                 before.convert(board.mode) if board.mode != "RGB" else before, item="restored"
             )
-            print(f"current slide restored: frame_sha256 {frame_sha256(before)}")
+            print(_("current slide restored: frame_sha256 {sha}").format(sha=frame_sha256(before)))
         else:
-            print("current slide: the agent redraws it")
+            print(_("current slide: the agent redraws it"))
         return 0
     except BoardError as e:
-        print(f"display: FAILED: {e}")
+        print(_("display: FAILED: {error}").format(error=e))
         return 1
     finally:
         board.close()

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Refreshes the technician CLI's translations (gettext catalogs, agent/locale/):
-#   1. extracts every _("...") from agent/ into agent/locale/tcs_agent.pot,
+#   1. extracts every _("...") and M("...") (agent/i18n.py) from agent/ and display/
+#      into agent/locale/tcs_agent.pot (not agent/central/: the console has its own
+#      catalog, tcs_central),
 #   2. merges new and changed messages into each language's .po (new ones untranslated;
 #      no fuzzy guesses, which gettext would skip and a reviewer might miss),
 #   3. compiles each .po into the .mo the agent reads at run time.
@@ -11,8 +13,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYBABEL=${PYBABEL:-.venv/bin/pybabel}
-"$PYBABEL" extract --no-location --sort-output --project=tcs-agent -k _ \
-  -o agent/locale/tcs_agent.pot agent
+"$PYBABEL" extract --no-location --sort-output --project=tcs-agent -k _ -k M \
+  --ignore-dirs=".* ._ central" -o agent/locale/tcs_agent.pot agent display
 for po in agent/locale/*/LC_MESSAGES/tcs_agent.po; do
   lang=$(basename "$(dirname "$(dirname "$po")")")
   "$PYBABEL" update --no-fuzzy-matching --width=100 -D tcs_agent -l "$lang" \

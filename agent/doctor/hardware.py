@@ -58,7 +58,7 @@ def check_display(loose: LooseConfig, env: Environment) -> Check | None:
         return Check(
             "display",
             False,
-            M("framebuffer {path} is missing or not writable", path=path or "(no path)"),
+            M("framebuffer {path} is missing or not writable", path=path or M("(no path)")),
             M(
                 "check the screen's cable and its overlay in /boot/firmware/config.txt, or "
                 "correct [display] path (ls /dev/fb*)"
@@ -154,7 +154,7 @@ def check_amplifier(loose: LooseConfig, env: Environment) -> Check | None:
             return Check(
                 "amplifier",
                 False,
-                M("relay port {port} does not exist", port=port or "(not set)"),
+                M("relay port {port} does not exist", port=port or M("(not set)")),
                 M("plug in the relay board and set [amplifier] port (ls /dev/serial/by-id/)"),
             )
         if not os.access(port, os.R_OK | os.W_OK):

@@ -1,8 +1,8 @@
 """The doctor's vocabulary: a check's result, its messages, and the lenient config view.
 
 Results carry English text (JSON output is never translated); `Msg.local()` translates
-through gettext for the text renderer. Templates are marked with `M(...)`: extract
-them with `pybabel extract -k _ -k M`.
+through gettext for the text renderer. Templates are marked with `M(...)` (agent/i18n.py),
+which scripts/i18n.sh extracts like `_()`.
 """
 
 from __future__ import annotations
@@ -10,12 +10,14 @@ from __future__ import annotations
 import os
 import tomllib
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from agent import clock as clock_mod
-from agent.i18n import _
+from agent.i18n import M, Msg
+
+__all__ = ["CHECK_IDS", "Check", "Environment", "LooseConfig", "M", "Msg"]
 
 CHECK_IDS = (
     "config",
@@ -32,26 +34,6 @@ CHECK_IDS = (
     "modem",
     "amplifier",
 )
-
-
-# Config keys whose problems belong to a dedicated check (reported there, not twice).
-@dataclass(frozen=True)
-class Msg:
-    """An English template and its values: translated for people, as is for JSON."""
-
-    template: str
-    args: dict[str, Any] = field(default_factory=dict)
-
-    def en(self) -> str:
-        return self.template.format(**self.args)
-
-    def local(self) -> str:
-        return _(self.template).format(**self.args)
-
-
-def M(template: str, **args: Any) -> Msg:
-    """A message marked for translation (extract with `pybabel extract -k M`)."""
-    return Msg(template, args)
 
 
 @dataclass(frozen=True)

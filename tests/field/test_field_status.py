@@ -92,6 +92,10 @@ def test_status_shows_schedule_just_sent_and_next_occurrence(tmp_path: Path, bro
         assert text.returncode == 0
         assert "schedule: version 42" in text.stdout
         assert "evening-news" in text.stdout and once.strftime("%H:%M:%S") in text.stdout
+        vi = run_cli("status", "-c", str(cfg), lang="vi_VN.UTF-8")
+        assert vi.returncode == 0
+        assert "kết nối: đã nối tới " in vi.stdout and "lịch phát: phiên bản 42" in vi.stdout
+        assert "lần phát tới:" in vi.stdout and once.strftime("%H:%M:%S") in vi.stdout
         assert "link: connected" in text.stdout
         assert "parts: all up" in text.stdout
         assert s["parts"]["down"] == {}
@@ -110,6 +114,9 @@ def test_status_shows_schedule_just_sent_and_next_occurrence(tmp_path: Path, bro
         # `test display` through the running agent: answered by the agent, not available.
         disp = run_cli("test", "display", "-c", str(cfg))
         assert disp.returncode == 1 and "through the running agent" in disp.stdout
+        disp = run_cli("test", "display", "-c", str(cfg), lang="vi_VN.UTF-8")
+        assert disp.stdout.startswith(
+            "✗ bảng điện tử qua agent đang chạy: thiết bị này không có bảng điện tử"), disp.stdout
         agent.stop()
     province.close()
     assert not sock.exists()  # removed on a clean stop

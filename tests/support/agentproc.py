@@ -104,13 +104,24 @@ trust = "{clock_trust}"
     return path
 
 
-def run_cli(*args: str, timeout: float = 30) -> subprocess.CompletedProcess[str]:
+def run_cli(
+    *args: str, timeout: float = 30, lang: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    """`tcs-agent ARGS`; with `lang`, under that LANG alone (gettext reads LANGUAGE,
+    LC_ALL and LC_MESSAGES first, so those are dropped)."""
+    env = None
+    if lang is not None:
+        env = {k: v for k, v in os.environ.items()
+               if k not in ("LANGUAGE", "LC_ALL", "LC_MESSAGES", "LANG")}  # fmt: skip
+        env["LANG"] = lang
     return subprocess.run(
         [sys.executable, "-m", "agent", *args],
         capture_output=True,
         text=True,
+        encoding="utf-8",
         timeout=timeout,
         cwd=REPO,
+        env=env,
     )
 
 
