@@ -12,10 +12,9 @@ is healthy (`confirm`), and `rollback` puts the previous release back. The versi
 rule is the protocol's: never the running version again, never lower unless
 `allow_downgrade`.
 
-Not wired to the command dispatcher yet: the handler of `agent.update` (validation in
-agent/commands.py, waiting for emergencies to end, the health check that calls
-`confirm`) belongs to the dispatch/service work; `tcs-agent update` exposes the same
-steps to a technician.
+The command `agent.update` drives these steps from agent/updater.py (waiting for
+emergencies, the bundle through the media cache, the health check that calls
+`confirm`); `tcs-agent update` exposes the same steps to a technician.
 """
 
 from __future__ import annotations
@@ -172,12 +171,17 @@ def _point_current(layout: Layout, version: str) -> None:
     os.replace(tmp, layout.current)
 
 
-def switch(layout: Layout, version: str) -> str | None:
-    """Point `current` at an installed release, pending confirmation; returns the previous."""
+def switch(layout: Layout, version: str, note: dict[str, str] | None = None) -> str | None:
+    """Point `current` at an installed release, pending confirmation; returns the previous.
+
+    `note` is kept in the pending record (the `jti` of the `agent.update` that asked, so
+    the new release can send its `done`). The record is written before the symlink
+    moves: a power cut between the two leaves a pending record naming a release that
+    is not current, which the next start clears (agent/updater.py)."""
     if not (layout.release(version) / ".complete").exists():
         raise UpdateRefused(f"release {version} is not installed")
     previous = layout.current_version()
-    record = {"version": version, "previous": previous}
+    record = {**(note or {}), "version": version, "previous": previous}
     atomic_write(layout.pending, json.dumps(record).encode(), mode=0o644)
     _point_current(layout, version)
     return previous
@@ -213,7 +217,7 @@ def rollback(layout: Layout) -> str:
 
 def update_from_bundle(layout: Layout, archive: Path, *, expected: str | None = None,
                        allow_downgrade: bool = False, python: str = "python3",
-                       run: Runner = subprocess.run) -> str:
+                       run: Runner = subprocess.run, note: dict[str, str] | None = None) -> str:
     """Unpack, check the version rule, install beside the running one, switch (pending)."""
     with tempfile.TemporaryDirectory(prefix=".staging-", dir=_staging_parent(layout)) as tmp:
         version = unpack_bundle(archive, Path(tmp))
@@ -221,8 +225,19 @@ def update_from_bundle(layout: Layout, archive: Path, *, expected: str | None = 
             raise UpdateRefused(f"the bundle holds {version}, not {expected}")
         check_version(version, layout.current_version(), allow_downgrade=allow_downgrade)
         install_release(layout, version, Path(tmp), python=python, run=run)
-    switch(layout, version)
+    switch(layout, version, note)
     return version
+
+
+def running_release(layout: Layout, prefix: Path) -> str | None:
+    """The release whose venv is `prefix` (sys.prefix), or None when the agent does not
+    run from `layout` (a development checkout, a Debian package)."""
+    try:
+        rel = prefix.resolve().relative_to(layout.releases.resolve())
+    except (OSError, ValueError):
+        return None
+    parts = rel.parts
+    return parts[0] if len(parts) == 2 and parts[1] == "venv" else None
 
 
 def _staging_parent(layout: Layout) -> Path:
