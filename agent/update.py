@@ -3,7 +3,8 @@ roll back (groundwork for PROTOCOL §4 `agent.update`).
 
     /opt/tcs-agent/releases/VERSION/venv    one venv per release; `.complete` marks a finished one
     /opt/tcs-agent/current -> releases/VERSION
-    /opt/tcs-agent/update-pending.json      {"version", "previous"} until the new one is confirmed
+    /opt/tcs-agent/update-pending.json      {"version", "previous", "jti"} until confirmed
+    /opt/tcs-agent/update-rolled-back.json  that record, after update-guard switched back
 
 A release bundle is a tar of wheels (scripts/build-bundle.sh --tar), one of them
 `tcs_agent-VERSION-*.whl`. Installing never touches the running release; switching is
@@ -64,6 +65,12 @@ class Layout:
     @property
     def pending(self) -> Path:
         return self.prefix / "update-pending.json"
+
+    @property
+    def rolled_back(self) -> Path:
+        """The pending record, moved here by scripts/update-guard.sh when it switched
+        back from a release that did not start."""
+        return self.prefix / "update-rolled-back.json"
 
     def release(self, version: str) -> Path:
         return self.releases / version
@@ -187,9 +194,9 @@ def switch(layout: Layout, version: str, note: dict[str, str] | None = None) -> 
     return previous
 
 
-def pending(layout: Layout) -> dict[str, Any] | None:
+def pending(layout: Layout, path: Path | None = None) -> dict[str, Any] | None:
     try:
-        data = json.loads(layout.pending.read_text())
+        data = json.loads((path or layout.pending).read_text())
     except (OSError, ValueError):
         return None
     return data if isinstance(data, dict) else None

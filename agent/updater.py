@@ -17,7 +17,10 @@ New release, on start (`confirm_when_healthy`): once connected to the broker wit
 part up for `[update] healthy_s` seconds it keeps itself (`confirm`) and acks the
 update's `jti` `done`; if that does not happen within `confirm_timeout_s`, it switches
 back (`rollback`), acks `failed` (`unhealthy`) and exits for systemd to start the
-previous release. The acks go through the outbox, which lives in the storage folder
+previous release. A release that cannot even start (or dies before that) is switched
+back by the unit's first ExecStartPre, scripts/update-guard.sh, after a few starts; the
+previous release then acks `failed` from the record the guard leaves. The acks go
+through the outbox, which lives in the storage folder
 shared by both releases, so they survive the restart and reach the province later.
 """
 
@@ -148,6 +151,25 @@ async def fetch_through_cache(
     return path
 
 
+async def _ack_record(ack: Ack, record: dict[str, object], status: AckStatus,
+                      code: str | None, detail: str) -> None:
+    jti = record.get("jti")
+    if isinstance(jti, str):
+        await ack(jti=jti, cmd=CMD, status=status, code=code, detail=detail)
+
+
+async def _report_guard_rollback(layout: Layout, running: str, ack: Ack) -> None:
+    """scripts/update-guard.sh switched back from a release that never started: say so
+    (the update's `failed` ack) and forget it. The ack is in the durable outbox before
+    the record goes, so a power cut between the two repeats the ack, never loses it."""
+    record = await asyncio.to_thread(pending, layout, layout.rolled_back)
+    if record is not None:
+        await _ack_record(ack, record, "failed", "unhealthy",
+                          f"release {record.get('version')} did not start; "
+                          f"rolled back to {running}")
+    await asyncio.to_thread(layout.rolled_back.unlink, missing_ok=True)
+
+
 async def confirm_when_healthy(
     layout: Layout,
     running: str,
@@ -161,15 +183,14 @@ async def confirm_when_healthy(
     clock: Callable[[], float] = time.monotonic,
 ) -> None:
     """On start: keep a pending release that proves healthy, else switch back."""
+    await _report_guard_rollback(layout, running, ack)
     record = await asyncio.to_thread(pending, layout)
     if record is None:
         return
-    jti = record.get("jti")
     wanted = str(record.get("version"))
 
     async def send(status: AckStatus, code: str | None, detail: str) -> None:
-        if isinstance(jti, str):
-            await ack(jti=jti, cmd=CMD, status=status, code=code, detail=detail)
+        await _ack_record(ack, record, status, code, detail)
 
     if wanted != running:
         # The previous release runs with the record still there: the power went between

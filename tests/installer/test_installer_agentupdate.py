@@ -21,6 +21,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from support.agentproc import REPO
 from support.http_media import MediaServer
 from support.media_cache import Events
 from support.protocol import DEVICE, Signer, make_ctx
@@ -308,3 +309,43 @@ def test_update_installs_switches_and_the_new_release_confirms(
                          capture_output=True, text=True, check=True)
     assert out.stdout.strip() == f"tcs-agent {NEXT}"
     assert record is not None and record["version"] == NEXT
+
+
+def test_guard_rolls_back_a_release_that_does_not_start(tmp_path: Path) -> None:
+    """scripts/update-guard.sh, as the unit's first ExecStartPre runs it: after three
+    starts of the new release without it confirming itself, the next start is the
+    previous release's, which then reports the update failed."""
+    layout = Layout(tmp_path / "opt")
+    for v in ("1.2.0", "1.3.0"):
+        _fake_release(layout, v)
+    switch(layout, "1.2.0")
+    confirm(layout)
+    switch(layout, "1.3.0", {"jti": "upd-4"})
+    guard = REPO / "scripts" / "update-guard.sh"
+    env = {"PATH": "/usr/bin:/bin", "TCS_AGENT_PREFIX": str(layout.prefix)}
+
+    def start() -> str:
+        out = subprocess.run(["sh", str(guard)], env=env, capture_output=True, text=True,
+                             check=True, timeout=30)
+        return out.stderr
+
+    for _ in range(3):  # systemd starting (and the new release dying) three times
+        assert start() == ""
+        assert layout.current_version() == "1.3.0"
+    assert "back to 1.2.0" in start()
+    assert layout.current_version() == "1.2.0" and pending(layout) is None
+    sent: list[dict[str, Any]] = []
+
+    async def ack(**kw: Any) -> None:
+        sent.append(kw)
+
+    asyncio.run(confirm_when_healthy(
+        layout, "1.2.0", healthy=lambda: True, ack=ack, restart=lambda: pytest.fail("restart"),
+        healthy_s=60, timeout_s=900,
+    ))  # fmt: skip
+    assert [(s["jti"], s["status"], s["code"]) for s in sent] == [("upd-4", "failed", "unhealthy")]
+    assert "1.3.0 did not start" in sent[0]["detail"]
+    assert not layout.rolled_back.exists()
+    # With nothing pending the guard changes nothing and forgets its count.
+    assert start() == "" and layout.current_version() == "1.2.0"
+    assert not (layout.prefix / "update-starts").exists()
