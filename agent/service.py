@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import functools
 import logging
+import os
 import signal
 import sys
 import time
@@ -245,14 +246,18 @@ async def _run(cfg: Config, stack: contextlib.AsyncExitStack) -> int:
     media.register(dispatcher, after_prefetch=sound.predecode if sound else None)
     releases = Layout(cfg.update.root)
     from_layout = running_release(releases, Path(sys.prefix)) is not None
+    # Without systemd a restart re-executes the running release's own interpreter
+    # (agent/cli.py), never the one switched to: an update could not take effect.
+    under_systemd = bool(os.environ.get("INVOCATION_ID"))
     Updater(
-        releases if from_layout else None,
+        releases if from_layout and under_systemd else None,
         __version__,
         fetch=functools.partial(fetch_through_cache, media.service.prefetch, media.path_for),
         emergency_active=lambda: sound is not None and sound.coordinator.emergency_active(),
         restart=request_restart,
-        why_not=f"this agent runs from {sys.prefix}, not from a release under "
-        f"{releases.releases}; update it with its installer",
+        why_not=(f"this agent runs from {sys.prefix}, not from a release under "
+                 f"{releases.releases}; update it with its installer") if not from_layout
+        else "this agent does not run under systemd, which must start the new release",
     ).register(dispatcher)
     if sound is not None:
         sound.register(dispatcher)

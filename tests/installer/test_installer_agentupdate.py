@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import os
 import subprocess
 import time
 from collections.abc import AsyncIterator, Callable
@@ -21,7 +22,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from support.agentproc import REPO
+from support.agentproc import REPO, AgentProc, Province, TrustKey
 from support.http_media import MediaServer
 from support.media_cache import Events
 from support.protocol import DEVICE, Signer, make_ctx
@@ -274,41 +275,61 @@ def test_power_cut_before_the_switch_leaves_the_old_release(tmp_path: Path) -> N
 @pytest.mark.slow
 @pytest.mark.timeout(900)
 def test_update_installs_switches_and_the_new_release_confirms(
-    tmp_path: Path, bundles: tuple[Path, Path]
+    tmp_path: Path, broker: Any, bundles: tuple[Path, Path]
 ) -> None:
+    """End to end with real releases: the installed agent (this version) gets
+    `agent.update` for NEXT, fetches the bundle over HTTP, installs it beside itself,
+    switches and exits 75; started again the way the unit does (guard, then
+    `current`), NEXT proves healthy, keeps itself and acks the update `done`."""
     current, nxt = bundles
     layout = Layout(tmp_path / "opt")
     update_from_bundle(layout, current)
     confirm(layout)
+    key = TrustKey("vn-48")
+    extra = (f'\n[cache]\nallow_private_hosts = true\n\n[update]\nroot = "{layout.prefix}"\n'
+             "healthy_s = 5\nconfirm_timeout_s = 300\n")
+    agent = AgentProc.create(tmp_path / "a", broker, "dev-0001", ["vn-48"], [key], extra=extra)
+    env = {**os.environ, "INVOCATION_ID": "0123456789abcdef", "TCS_LOG_LEVEL": "debug",
+           "TCS_AGENT_PREFIX": str(layout.prefix)}
+    log = tmp_path / "agent.log"
+
+    def start_unit() -> subprocess.Popen[bytes]:
+        """What systemd does on each start: the guard, then the current release."""
+        subprocess.run(["sh", str(REPO / "scripts" / "update-guard.sh")], env=env, check=True,
+                       timeout=30)
+        with log.open("ab") as out:
+            return subprocess.Popen([str(layout.current / "venv" / "bin" / "tcs-agent"), "run",
+                                     "-c", str(agent.config)], stdout=out,
+                                    stderr=subprocess.STDOUT, cwd=tmp_path, env=env)
+
     body = nxt.read_bytes()
-    with MediaServer() as server:
-        url = server.add("/next.tar", body)
-
-        async def main() -> tuple[dict[str, Any] | None, list[dict[str, Any]],
-                                  list[dict[str, Any]]]:
-            async with device(tmp_path, layout, __version__, install=update_from_bundle) as dev:
-                jti = await dev.send({"version": NEXT, "bundle": _bundle_ref(url, body)})
-                await until(lambda: dev.restarts, "the agent asks to restart", hang_s=600)
-                before = dev.acks(jti)
-                record = pending(layout)
-                assert record == {"jti": jti, "version": NEXT, "previous": __version__}
-                # The new release's start, sharing the storage folder (the outbox).
-                await confirm_when_healthy(layout, NEXT, healthy=lambda: True,
-                                           ack=dev.reporter.ack, restart=lambda: None,
-                                           healthy_s=0, timeout_s=60, poll_s=0)
-                return record, before, dev.acks(jti)
-
-        record, before, after = asyncio.run(main())
-    # Only the accepted ack before the restart: the done one is the new release's.
-    assert [a["status"] for a in before] == ["accepted"]
-    assert [a["status"] for a in after] == ["accepted", "done"]
-    assert after[1]["detail"] == f"running {NEXT}"
+    province = Province(broker, key)
+    procs: list[subprocess.Popen[bytes]] = []
+    try:
+        with MediaServer() as server:
+            url = server.add("/next.tar", body)
+            procs.append(start_unit())
+            province.wait_for(lambda m: m.topic.endswith("/state")
+                              and m.json().get("online") is True, timeout=60)
+            jti = province.send("dev-0001", "agent.update",
+                                {"version": NEXT, "bundle": _bundle_ref(url, body)})
+            province.wait_ack(jti, status="accepted", timeout=30)
+            code = procs[0].wait(600)
+            record = pending(layout)
+        assert code == 75, log.read_text()[-3000:]
+        assert record == {"jti": jti, "version": NEXT, "previous": __version__}
+        assert [a["status"] for a in province.acks() if a["jti"] == jti] == ["accepted"]
+        procs.append(start_unit())
+        done = province.wait_ack(jti, status="done", timeout=300)
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.terminate()
+                p.wait(30)
+        province.close()
+    assert done["detail"] == f"running {NEXT}", done
     assert layout.current_version() == NEXT and pending(layout) is None
     assert layout.installed() == [__version__, NEXT]
-    out = subprocess.run([str(layout.current / "venv" / "bin" / "tcs-agent"), "--version"],
-                         capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == f"tcs-agent {NEXT}"
-    assert record is not None and record["version"] == NEXT
 
 
 def test_guard_rolls_back_a_release_that_does_not_start(tmp_path: Path) -> None:
@@ -349,3 +370,24 @@ def test_guard_rolls_back_a_release_that_does_not_start(tmp_path: Path) -> None:
     # With nothing pending the guard changes nothing and forgets its count.
     assert start() == "" and layout.current_version() == "1.2.0"
     assert not (layout.prefix / "update-starts").exists()
+
+
+def test_running_agent_from_a_checkout_answers_not_supported(tmp_path: Path,
+                                                             broker: Any) -> None:
+    """The real agent process (run from this source tree, not from a release) wires
+    the handler: the province gets `accepted`, then `failed` `not_supported` saying why."""
+    key = TrustKey("vn-48")
+    agent = AgentProc.create(tmp_path / "a", broker, "dev-0001", ["vn-48"], [key])
+    province = Province(broker, key)
+    try:
+        with agent.start():
+            province.wait_for(lambda m: m.topic.endswith("/state")
+                              and m.json().get("online") is True, timeout=60)
+            jti = province.send("dev-0001", "agent.update", {
+                "version": "99.0", "bundle": _bundle_ref("https://cdn.example.vn/r.tar", b"r")})
+            province.wait_ack(jti, status="accepted", timeout=30)
+            failed = province.wait_ack(jti, status="failed", timeout=30)
+    finally:
+        province.close()
+    assert failed["code"] == "not_supported", failed
+    assert "not from a release under /opt/tcs-agent/releases" in failed["detail"], failed
