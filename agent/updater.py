@@ -109,24 +109,12 @@ class Updater:
 
     async def _update(self, layout: Layout, jti: str, args: AgentUpdate) -> Result:
         try:
-            # PROTOCOL §3: a priority-0 command never interrupts an emergency; nothing
-            # is fetched or installed while one sounds, so it has the CPU and the link.
-            while self._emergency_active():
-                await asyncio.sleep(self._poll_s)
-            try:
-                bundle = await self._fetch(args.bundle)
-            except FetchFailed as exc:
-                return Result(ok=False, code="media_missing", detail=f"bundle: {exc}")
-            try:
-                version = await asyncio.to_thread(
-                    self._install, layout, bundle, expected=args.version,
-                    allow_downgrade=args.allow_downgrade, note={"jti": jti},
-                )
-            except (UpdateRefused, OSError) as exc:
-                return Result(ok=False, code="update_failed", detail=str(exc)[:300])
-        except BaseException:
+            version = await self._install_beside(layout, jti, args)
+        except _Failed as exc:
+            return exc.result
+        finally:
+            # Once switched, the pending record says "busy" until the new release decides.
             self._busy = False
-            raise
         log.warning("agent.update: switched to %s; restarting into it", version)
         # The restart itself waits again for any emergency that began meanwhile.
         self._restart()
@@ -134,6 +122,29 @@ class Updater:
         # waits to be cancelled by the shutdown, which sends nothing.
         await asyncio.Event().wait()
         raise AssertionError("unreachable")
+
+    async def _install_beside(self, layout: Layout, jti: str, args: AgentUpdate) -> str:
+        # PROTOCOL §3: a priority-0 command never interrupts an emergency; nothing is
+        # fetched or installed while one sounds, so it has the CPU and the link.
+        while self._emergency_active():
+            await asyncio.sleep(self._poll_s)
+        try:
+            bundle = await self._fetch(args.bundle)
+        except FetchFailed as exc:
+            raise _Failed("media_missing", f"bundle: {exc}") from None
+        try:
+            return await asyncio.to_thread(
+                self._install, layout, bundle, expected=args.version,
+                allow_downgrade=args.allow_downgrade, note={"jti": jti},
+            )
+        except (UpdateRefused, OSError) as exc:
+            raise _Failed("update_failed", str(exc)[:300]) from None
+
+
+class _Failed(Exception):
+    def __init__(self, code: str, detail: str) -> None:
+        super().__init__(detail)
+        self.result = Result(ok=False, code=code, detail=detail)
 
 
 async def fetch_through_cache(

@@ -122,10 +122,27 @@ def _bundle_ref(url: str, body: bytes) -> dict[str, Any]:
             "type": "application/x-tar"}
 
 
-def _fake_release(layout: Layout, version: str) -> None:
-    """A release folder as install_release leaves it (for what needs no real venv)."""
-    (layout.release(version) / "venv").mkdir(parents=True)
-    (layout.release(version) / ".complete").touch()
+def _releases(tmp_path: Path, *versions: str, running: str = "1.2.0",
+              pending_jti: str | None = None) -> Layout:
+    """Release folders as install_release leaves them (no real venv needed here),
+    `running` current and confirmed; with `pending_jti`, switched to the last of
+    `versions` by that update, pending."""
+    layout = Layout(tmp_path / "opt")
+    for version in versions:
+        (layout.release(version) / "venv").mkdir(parents=True)
+        (layout.release(version) / ".complete").touch()
+    switch(layout, running)
+    confirm(layout)
+    if pending_jti is not None:
+        switch(layout, versions[-1], {"jti": pending_jti})
+    return layout
+
+
+class Acks(list[dict[str, Any]]):
+    """What confirm_when_healthy sent, in order (its `ack` callable)."""
+
+    async def __call__(self, **kw: Any) -> None:
+        self.append(kw)
 
 
 REF = _bundle_ref("http://127.0.0.1:9/never.tar", b"x")
@@ -146,10 +163,7 @@ def test_not_supported_when_the_agent_does_not_run_from_releases(tmp_path: Path)
 @pytest.mark.parametrize("version, says", [("1.1.0", "below the running 1.2.0"),
                                            ("1.2.0", "already running")])
 def test_lower_or_equal_version_refused(tmp_path: Path, version: str, says: str) -> None:
-    layout = Layout(tmp_path / "opt")
-    _fake_release(layout, "1.2.0")
-    switch(layout, "1.2.0")
-    confirm(layout)
+    layout = _releases(tmp_path, "1.2.0")
 
     async def main() -> list[dict[str, Any]]:
         async with device(tmp_path, layout, "1.2.0") as dev:
@@ -164,10 +178,7 @@ def test_lower_or_equal_version_refused(tmp_path: Path, version: str, says: str)
 
 
 def test_waits_for_the_emergency_then_refuses_a_corrupt_bundle(tmp_path: Path) -> None:
-    layout = Layout(tmp_path / "opt")
-    _fake_release(layout, "1.2.0")
-    switch(layout, "1.2.0")
-    confirm(layout)
+    layout = _releases(tmp_path, "1.2.0")
     good = b"a release bundle " * 1000
     with MediaServer() as server:
         # The server sends other bytes than the ones the command's sha256 names.
@@ -184,6 +195,9 @@ def test_waits_for_the_emergency_then_refuses_a_corrupt_bundle(tmp_path: Path) -
                 assert [a["status"] for a in dev.acks(jti)] == ["accepted"]
                 dev.emergency = False
                 await dev.final(jti)
+                # A failed update leaves the device free for the next one.
+                again = await dev.send({"version": "1.3.0", "bundle": _bundle_ref(url, good)})
+                assert (await dev.final(again))["code"] == "media_missing"
                 return dev.acks(jti), during
 
         acks, during = asyncio.run(main())
@@ -195,18 +209,10 @@ def test_waits_for_the_emergency_then_refuses_a_corrupt_bundle(tmp_path: Path) -
 
 
 def test_unhealthy_new_release_rolls_back_and_says_so(tmp_path: Path) -> None:
-    layout = Layout(tmp_path / "opt")
-    for v in ("1.2.0", "1.3.0"):
-        _fake_release(layout, v)
-    switch(layout, "1.2.0")
-    confirm(layout)
-    switch(layout, "1.3.0", {"jti": "upd-1"})
+    layout = _releases(tmp_path, "1.2.0", "1.3.0", pending_jti="upd-1")
     ticks = iter(range(10_000))
-    sent: list[dict[str, Any]] = []
+    sent = ack = Acks()
     restarts: list[int] = []
-
-    async def ack(**kw: Any) -> None:
-        sent.append(kw)
 
     asyncio.run(confirm_when_healthy(
         layout, "1.3.0", healthy=lambda: False, ack=ack, restart=lambda: restarts.append(1),
@@ -219,12 +225,7 @@ def test_unhealthy_new_release_rolls_back_and_says_so(tmp_path: Path) -> None:
 
 
 def test_healthy_only_after_a_continuous_stretch(tmp_path: Path) -> None:
-    layout = Layout(tmp_path / "opt")
-    for v in ("1.2.0", "1.3.0"):
-        _fake_release(layout, v)
-    switch(layout, "1.2.0")
-    confirm(layout)
-    switch(layout, "1.3.0", {"jti": "upd-2"})
+    layout = _releases(tmp_path, "1.2.0", "1.3.0", pending_jti="upd-2")
     now = [0.0]
     # Up for 40 s, down once (the broker dropped), then up for good.
     states = iter([True] * 40 + [False] + [True] * 1000)
@@ -249,19 +250,12 @@ def test_healthy_only_after_a_continuous_stretch(tmp_path: Path) -> None:
 
 
 def test_power_cut_before_the_switch_leaves_the_old_release(tmp_path: Path) -> None:
-    layout = Layout(tmp_path / "opt")
-    for v in ("1.2.0", "1.3.0"):
-        _fake_release(layout, v)
-    switch(layout, "1.2.0")
-    confirm(layout)
+    layout = _releases(tmp_path, "1.2.0", "1.3.0")
     # switch() writes the pending record first, then moves `current`: the power went
     # between the two.
     layout.pending.write_text(json.dumps({"jti": "upd-3", "version": "1.3.0",
                                           "previous": "1.2.0"}))
-    sent: list[dict[str, Any]] = []
-
-    async def ack(**kw: Any) -> None:
-        sent.append(kw)
+    sent = ack = Acks()
 
     asyncio.run(confirm_when_healthy(
         layout, "1.2.0", healthy=lambda: True, ack=ack, restart=lambda: pytest.fail("restart"),
@@ -336,12 +330,7 @@ def test_guard_rolls_back_a_release_that_does_not_start(tmp_path: Path) -> None:
     """scripts/update-guard.sh, as the unit's first ExecStartPre runs it: after three
     starts of the new release without it confirming itself, the next start is the
     previous release's, which then reports the update failed."""
-    layout = Layout(tmp_path / "opt")
-    for v in ("1.2.0", "1.3.0"):
-        _fake_release(layout, v)
-    switch(layout, "1.2.0")
-    confirm(layout)
-    switch(layout, "1.3.0", {"jti": "upd-4"})
+    layout = _releases(tmp_path, "1.2.0", "1.3.0", pending_jti="upd-4")
     guard = REPO / "scripts" / "update-guard.sh"
     env = {"PATH": "/usr/bin:/bin", "TCS_AGENT_PREFIX": str(layout.prefix)}
 
@@ -355,10 +344,7 @@ def test_guard_rolls_back_a_release_that_does_not_start(tmp_path: Path) -> None:
         assert layout.current_version() == "1.3.0"
     assert "back to 1.2.0" in start()
     assert layout.current_version() == "1.2.0" and pending(layout) is None
-    sent: list[dict[str, Any]] = []
-
-    async def ack(**kw: Any) -> None:
-        sent.append(kw)
+    sent = ack = Acks()
 
     asyncio.run(confirm_when_healthy(
         layout, "1.2.0", healthy=lambda: True, ack=ack, restart=lambda: pytest.fail("restart"),
