@@ -28,10 +28,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
+import subprocess
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
 from agent.cache.download import PrefetchReport
 from agent.dispatch import Dispatcher, Outcome, Result
@@ -75,7 +78,7 @@ class Updater:
         emergency_active: Callable[[], bool],
         restart: Callable[[], None],
         why_not: str = "",
-        install: Install = update_from_bundle,
+        install: Install | None = None,
         poll_s: float = POLL_S,
     ) -> None:
         self._layout = layout
@@ -84,7 +87,7 @@ class Updater:
         self._emergency_active = emergency_active
         self._restart = restart
         self._why_not = why_not
-        self._install = install
+        self._install = install or functools.partial(update_from_bundle, run=_gentle_run)
         self._poll_s = poll_s
         self._busy = False
 
@@ -139,6 +142,12 @@ class Updater:
             )
         except (UpdateRefused, OSError) as exc:
             raise _Failed("update_failed", str(exc)[:300]) from None
+
+
+def _gentle_run(argv: list[str], **kw: Any) -> subprocess.CompletedProcess[str]:
+    """Building the venv (pip) 19 nice steps below the agent: it runs at Nice=-5
+    and its children inherit that, but an install must never starve playback."""
+    return subprocess.run(["nice", "-n", "19", *argv], **kw)
 
 
 class _Failed(Exception):
@@ -219,9 +228,11 @@ async def confirm_when_healthy(
         if healthy():
             up_since = now if up_since is None else up_since
             if now - up_since >= healthy_s:
+                # The ack is in the durable outbox before the record goes: a power cut
+                # between the two repeats the `done` on the next start, never loses it.
+                await send("done", None, f"running {running}")
                 await asyncio.to_thread(confirm, layout)
                 log.info("agent.update: %s proved healthy and is kept", running)
-                await send("done", None, f"running {running}")
                 return
         else:
             up_since = None
