@@ -38,6 +38,7 @@ from agent.fsutil import read_only_medium
 from agent.hosts import is_loopback
 from agent.jws import decode_public_key
 from agent.model import COMMAND_NAMES
+from agent.update import DEFAULT_PREFIX
 
 DisplayKind = Literal["none", "max7219", "framebuffer", "image-dir"]
 DisplayPower = Literal["none", "cec", "dpms"]
@@ -274,6 +275,16 @@ class ModemConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class UpdateConfig:
+    """`agent.update` (agent/updater.py): the releases root the installer lays out, and
+    how long a new release must stay healthy before it is kept (else rolled back)."""
+
+    root: Path = DEFAULT_PREFIX
+    healthy_s: int = 60
+    confirm_timeout_s: int = 900
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     source: Path
     device: DeviceConfig
@@ -288,6 +299,7 @@ class Config:
     alerts: AlertsConfig = AlertsConfig()
     amplifier: AmplifierConfig = AmplifierConfig()
     modem: ModemConfig = ModemConfig()
+    update: UpdateConfig = UpdateConfig()
 
     def trust_key(self, kid: str) -> TrustKey | None:
         return next((k for k in self.trust if k.kid == kid), None)
@@ -310,6 +322,7 @@ _KEYS: Final[Mapping[str, tuple[str, ...]]] = {
     ),
     "trust": ("kid", "public_key", "commands", "max_priority"),
     "storage": ("dir", "cache_quota_mb", "outbox_quota_mb"),
+    "update": ("root", "healthy_s", "confirm_timeout_s"),
     "cache": ("max_kbps", "max_parallel", "horizon_h", "scrub_mb_per_min", "missing_warn_min",
               "allow_private_hosts"),
     "audio": (
@@ -908,6 +921,19 @@ def _storage(t: _Table, base: Path) -> StorageConfig:
     )
 
 
+def _update(t: _Table) -> UpdateConfig:
+    healthy = t.integer("healthy_s", 60, 5, 3600)
+    timeout = t.integer("confirm_timeout_s", 900, 60, 86400)
+    if timeout <= healthy:
+        t.bad("confirm_timeout_s", f"must be longer than healthy_s ({healthy})")
+    # Absolute only: the releases root is the installer's, not the config folder's.
+    text = t.text("root", str(DEFAULT_PREFIX))
+    if not text.startswith("/") or "\x00" in text:
+        t.bad("root", f"must be an absolute path, not {text!r}")
+        text = str(DEFAULT_PREFIX)
+    return UpdateConfig(root=Path(text), healthy_s=healthy, confirm_timeout_s=timeout)
+
+
 def _cache(t: _Table) -> CacheConfig:
     return CacheConfig(
         max_kbps=t.integer("max_kbps", 0, 0),
@@ -1268,6 +1294,7 @@ def parse_config(text: str, source: Path, *, require_device_key: bool = True) ->
         alerts=_alerts(tables["alerts"]),
         amplifier=_amplifier(tables["amplifier"]),
         modem=_modem(tables["modem"]),
+        update=_update(tables["update"]),
     )
     if problems.items:
         raise ConfigError(problems.items)

@@ -16,10 +16,13 @@ import asyncio
 import contextlib
 import functools
 import logging
+import os
 import signal
+import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from agent import __version__, sdnotify
@@ -52,6 +55,8 @@ from agent.storagewatch import watch_storage
 from agent.supervisor import Supervisor
 from agent.timefloor import TimeFloor
 from agent.timeutil import rfc3339_ms
+from agent.update import Layout, running_release
+from agent.updater import Updater, confirm_when_healthy, fetch_through_cache
 
 log = logging.getLogger(__name__)
 
@@ -240,6 +245,21 @@ async def _run(cfg: Config, stack: contextlib.AsyncExitStack) -> int:
         on_volume=sound.on_volume if sound else None,
     ).register(dispatcher)
     media.register(dispatcher, after_prefetch=sound.predecode if sound else None)
+    releases = Layout(cfg.update.root)
+    from_layout = running_release(releases, Path(sys.prefix)) is not None
+    # Without systemd a restart re-executes the running release's own interpreter
+    # (agent/cli.py), never the one switched to: an update could not take effect.
+    under_systemd = bool(os.environ.get("INVOCATION_ID"))
+    Updater(
+        releases if from_layout and under_systemd else None,
+        __version__,
+        fetch=functools.partial(fetch_through_cache, media.service.prefetch, media.path_for),
+        emergency_active=lambda: sound is not None and sound.coordinator.emergency_active(),
+        restart=request_restart,
+        why_not=(f"this agent runs from {sys.prefix}, not from a release under "
+                 f"{releases.releases}; update it with its installer") if not from_layout
+        else "this agent does not run under systemd, which must start the new release",
+    ).register(dispatcher)
     if sound is not None:
         sound.register(dispatcher)
 
@@ -325,7 +345,15 @@ async def _run(cfg: Config, stack: contextlib.AsyncExitStack) -> int:
     parts.start("time-floor", lambda: floor.run(lambda: clock().trusted))
     stack.push_async_callback(close_link)
     watchdog = loop.create_task(sdnotify.watchdog_loop(live.healthy), name="watchdog")
-    stack.push_async_callback(_cancel, [watchdog, *restarting])
+    # A release switched to by agent.update keeps itself once healthy, else goes back.
+    confirming = loop.create_task(confirm_when_healthy(
+        releases, __version__, healthy=lambda: link.connected.is_set() and live.healthy(),
+        ack=reporter.ack, restart=request_restart, healthy_s=cfg.update.healthy_s,
+        timeout_s=cfg.update.confirm_timeout_s,
+    ), name="update-confirm") if from_layout else None  # fmt: skip
+    stack.push_async_callback(
+        _cancel, [watchdog, *restarting, *([confirming] if confirming else [])]
+    )
     sdnotify.notify("READY=1")
     log.info("tcs-agent %s started as %s", __version__, cfg.device.id)
     stopper = loop.create_task(stop.event.wait())

@@ -3,7 +3,8 @@ roll back (groundwork for PROTOCOL §4 `agent.update`).
 
     /opt/tcs-agent/releases/VERSION/venv    one venv per release; `.complete` marks a finished one
     /opt/tcs-agent/current -> releases/VERSION
-    /opt/tcs-agent/update-pending.json      {"version", "previous"} until the new one is confirmed
+    /opt/tcs-agent/update-pending.json      {"version", "previous", "jti"} until confirmed
+    /opt/tcs-agent/update-rolled-back.json  that record, after update-guard switched back
 
 A release bundle is a tar of wheels (scripts/build-bundle.sh --tar), one of them
 `tcs_agent-VERSION-*.whl`. Installing never touches the running release; switching is
@@ -12,10 +13,9 @@ is healthy (`confirm`), and `rollback` puts the previous release back. The versi
 rule is the protocol's: never the running version again, never lower unless
 `allow_downgrade`.
 
-Not wired to the command dispatcher yet: the handler of `agent.update` (validation in
-agent/commands.py, waiting for emergencies to end, the health check that calls
-`confirm`) belongs to the dispatch/service work; `tcs-agent update` exposes the same
-steps to a technician.
+The command `agent.update` drives these steps from agent/updater.py (waiting for
+emergencies, the bundle through the media cache, the health check that calls
+`confirm`); `tcs-agent update` exposes the same steps to a technician.
 """
 
 from __future__ import annotations
@@ -70,6 +70,12 @@ class Layout:
     @property
     def pending(self) -> Path:
         return self.prefix / "update-pending.json"
+
+    @property
+    def rolled_back(self) -> Path:
+        """The pending record, moved here by scripts/update-guard.sh when it switched
+        back from a release that did not start."""
+        return self.prefix / "update-rolled-back.json"
 
     def release(self, version: str) -> Path:
         return self.releases / version
@@ -182,20 +188,25 @@ def _point_current(layout: Layout, version: str) -> None:
     os.replace(tmp, layout.current)
 
 
-def switch(layout: Layout, version: str) -> str | None:
-    """Point `current` at an installed release, pending confirmation; returns the previous."""
+def switch(layout: Layout, version: str, note: dict[str, str] | None = None) -> str | None:
+    """Point `current` at an installed release, pending confirmation; returns the previous.
+
+    `note` is kept in the pending record (the `jti` of the `agent.update` that asked, so
+    the new release can send its `done`). The record is written before the symlink
+    moves: a power cut between the two leaves a pending record naming a release that
+    is not current, which the next start clears (agent/updater.py)."""
     if not (layout.release(version) / ".complete").exists():
         raise UpdateRefused(M("release {version} is not installed", version=version))
     previous = layout.current_version()
-    record = {"version": version, "previous": previous}
+    record = {**(note or {}), "version": version, "previous": previous}
     atomic_write(layout.pending, json.dumps(record).encode(), mode=0o644)
     _point_current(layout, version)
     return previous
 
 
-def pending(layout: Layout) -> dict[str, Any] | None:
+def pending(layout: Layout, path: Path | None = None) -> dict[str, Any] | None:
     try:
-        data = json.loads(layout.pending.read_text())
+        data = json.loads((path or layout.pending).read_text())
     except (OSError, ValueError):
         return None
     return data if isinstance(data, dict) else None
@@ -224,7 +235,7 @@ def rollback(layout: Layout) -> str:
 
 def update_from_bundle(layout: Layout, archive: Path, *, expected: str | None = None,
                        allow_downgrade: bool = False, python: str = "python3",
-                       run: Runner = subprocess.run) -> str:
+                       run: Runner = subprocess.run, note: dict[str, str] | None = None) -> str:
     """Unpack, check the version rule, install beside the running one, switch (pending)."""
     with tempfile.TemporaryDirectory(prefix=".staging-", dir=_staging_parent(layout)) as tmp:
         version = unpack_bundle(archive, Path(tmp))
@@ -233,8 +244,19 @@ def update_from_bundle(layout: Layout, archive: Path, *, expected: str | None = 
                                   version=version, expected=expected))
         check_version(version, layout.current_version(), allow_downgrade=allow_downgrade)
         install_release(layout, version, Path(tmp), python=python, run=run)
-    switch(layout, version)
+    switch(layout, version, note)
     return version
+
+
+def running_release(layout: Layout, prefix: Path) -> str | None:
+    """The release whose venv is `prefix` (sys.prefix), or None when the agent does not
+    run from `layout` (a development checkout, a Debian package)."""
+    try:
+        rel = prefix.resolve().relative_to(layout.releases.resolve())
+    except (OSError, ValueError):
+        return None
+    parts = rel.parts
+    return parts[0] if len(parts) == 2 and parts[1] == "venv" else None
 
 
 def _staging_parent(layout: Layout) -> Path:

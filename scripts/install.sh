@@ -161,6 +161,10 @@ fi
 ln -sfn "releases/$VERSION" "$PREFIX/current.new"
 mv -T "$PREFIX/current.new" "$PREFIX/current"
 chmod 0755 "$PREFIX" "$PREFIX/releases"
+# agent.update installs releases beside this one and switches `current` as the agent
+# (docs/INSTALL.md "Updates"); the guard rolls back a release that does not start.
+chown "$USER_NAME:$USER_NAME" "$PREFIX" "$PREFIX/releases"
+install -m 0755 "$SRC/scripts/update-guard.sh" "$PREFIX/update-guard"
 AGENT=$PREFIX/current/venv/bin/tcs-agent
 "$AGENT" --version >/dev/null || die "the installed release does not run: $AGENT --version"
 ln -sfn "$AGENT" /usr/local/bin/tcs-agent

@@ -129,6 +129,9 @@ def test_install_twice_refuse_example_keys_then_uninstall(root: Path) -> None:
     assert os.readlink(opt / "current") == "releases/0.1.0"
     assert (opt / "releases/0.1.0/.complete").exists()
     assert os.access(opt / "current/venv/bin/tcs-agent", os.X_OK)
+    # agent.update installs and switches releases as the agent; the guard is in place.
+    assert (opt.stat().st_uid, (opt / "releases").stat().st_uid) == (uid, uid)
+    assert os.access(opt / "update-guard", os.X_OK)
     skeleton = etc / "agent.toml"
     assert skeleton.read_text() == (REPO / "config/agent.example.toml").read_text()
     assert (_mode(etc), etc.stat().st_uid, etc.stat().st_gid) == (0o750, 0, gid)

@@ -18,6 +18,7 @@ from support.agentproc import REPO
 
 UNIT = REPO / "systemd" / "tcs-agent.service"
 INSTALLED_EXE = "/opt/tcs-agent/current/venv/bin/tcs-agent"
+GUARD = "/opt/tcs-agent/update-guard"
 
 
 def _directives() -> dict[str, list[str]]:
@@ -33,7 +34,8 @@ def _directives() -> dict[str, list[str]]:
 def test_unit_verifies_clean(tmp_path: Path) -> None:
     exe = str(Path(sys.executable).parent / "tcs-agent")
     local = tmp_path / "tcs-agent.service"
-    local.write_text(UNIT.read_text().replace(INSTALLED_EXE, exe))
+    local.write_text(UNIT.read_text().replace(INSTALLED_EXE, exe)
+                     .replace(GUARD, str(REPO / "scripts" / "update-guard.sh")))
     out = subprocess.run(["systemd-analyze", "verify", str(local)], capture_output=True, text=True,
                          check=False)
     assert out.returncode == 0 and out.stderr.strip() == "", out.stderr
@@ -60,7 +62,10 @@ def test_unit_is_hardened_but_keeps_what_the_agent_needs() -> None:
         assert absent not in d, absent
     # The start-up check is the one `run` applies, not the technician's stricter one.
     cfg = "/etc/tcs-agent/agent.toml"
-    assert d["ExecStartPre"] == [f"{INSTALLED_EXE} config check --startup {cfg}"]
+    # The update guard first (agent.update's rollback of a release that cannot start).
+    assert d["ExecStartPre"] == [f"-{GUARD}", f"{INSTALLED_EXE} config check --startup {cfg}"]
+    # Writable for agent.update, and only that beside the state directory.
+    assert d["ReadWritePaths"] == ["/opt/tcs-agent"]
     assert d["ExecStart"] == [f"{INSTALLED_EXE} run -c {cfg}"]
     assert d["Restart"] == ["always"]
 

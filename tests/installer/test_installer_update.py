@@ -5,7 +5,6 @@ protocol's version rule; a bundle cannot write outside the staging folder."""
 from __future__ import annotations
 
 import io
-import shutil
 import subprocess
 import sys
 import tarfile
@@ -13,44 +12,12 @@ from pathlib import Path
 
 import pytest
 from support.agentproc import REPO
+from support.releases import NEXT
 
 from agent import __version__
 from agent.update import Layout, UpdateRefused, confirm, pending, rollback, update_from_bundle
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
-
-NEXT = "0.99.0"
-
-
-def _tar(folder: Path, dest: Path) -> Path:
-    with tarfile.open(dest, "w") as tar:
-        for whl in sorted(folder.glob("*.whl")):
-            tar.add(whl, arcname=whl.name)
-    return dest
-
-
-@pytest.fixture(scope="module")
-def bundles(bundle: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    """Release bundles (tars) of this version and of NEXT (the same code, renumbered)."""
-    work = tmp_path_factory.mktemp("bundles")
-    current = _tar(bundle, work / "current.tar")
-    src = work / "src"
-    for name in ("agent", "drivers", "playback", "display", "pyproject.toml", "README.md"):
-        (shutil.copytree if (REPO / name).is_dir() else shutil.copy2)(REPO / name, src / name)
-    renumber = ((src / "pyproject.toml", f'version = "{__version__}"', f'version = "{NEXT}"'),
-                (src / "agent" / "__init__.py", f'"{__version__}"', f'"{NEXT}"'))
-    for path, old, new in renumber:
-        text = path.read_text()
-        assert old in text
-        path.write_text(text.replace(old, new, 1))
-    wheels = work / "next"
-    shutil.copytree(bundle, wheels)
-    for old_wheel in wheels.glob("tcs_agent-*.whl"):
-        old_wheel.unlink()
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(wheels),
-                    str(src)], check=True, capture_output=True, timeout=600)
-    return current, _tar(wheels, work / "next.tar")
-
 
 def _running(layout: Layout) -> str:
     out = subprocess.run([str(layout.current / "venv" / "bin" / "tcs-agent"), "--version"],
