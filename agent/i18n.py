@@ -24,12 +24,14 @@ LOCALE_DIR = Path(__file__).resolve().parent / "locale"
 
 
 @cache
-def _translation() -> gettext.NullTranslations:
-    return gettext.translation(DOMAIN, localedir=str(LOCALE_DIR), fallback=True)
+def catalog(domain: str, locale_dir: Path) -> gettext.NullTranslations:
+    """The catalog of `domain` for the user's locale (English when there is none);
+    the console has a domain of its own (agent/central/i18n.py)."""
+    return gettext.translation(domain, localedir=str(locale_dir), fallback=True)
 
 
 def _(message: str) -> str:
-    return _translation().gettext(message)
+    return catalog(DOMAIN, LOCALE_DIR).gettext(message)
 
 
 @dataclass(frozen=True)

@@ -9,16 +9,16 @@ LANG, as gettext reads them; without a catalog for it, English.
 from __future__ import annotations
 
 import gettext
-from functools import cache
 from pathlib import Path
+
+from agent.i18n import catalog
 
 DOMAIN = "tcs_central"
 LOCALE_DIR = Path(__file__).resolve().parent / "locale"
 
 
-@cache
 def translation() -> gettext.NullTranslations:
-    return gettext.translation(DOMAIN, localedir=str(LOCALE_DIR), fallback=True)
+    return catalog(DOMAIN, LOCALE_DIR)
 
 
 def _(message: str) -> str:
