@@ -21,6 +21,7 @@ from support.playout import (
     sound_agent,
 )
 from support.pulse import RATE, PulseRig, programme_signal, write_wav
+from support.recorded import wait_audible
 from support.timing import align_near
 
 from agent.timeutil import parse_rfc3339
@@ -35,15 +36,16 @@ def test_playout_schedule_on_time_preempted_and_joined(
     with recording(agent, province, pulse) as rec:
         at = datetime.fromtimestamp(int(time.time()) + 4, TZ)
         set_schedule(province, [item_at("news", ref, at.timestamp(), resume="join")])
-        time.sleep(max(0.0, at.timestamp() + 2.0 - time.time()))
+        # Into the programme: heard, and two seconds of it recorded.
+        rec.wait_silence_after(wait_audible(rec, after=at.timestamp() - 1.0) + 2.0, timeout=30)
         a_jti = province.send(
             DEVICE, "alert.start",
             {"alert_id": "a1", "text": "Khẩn cấp", "repeat": 1, "chime": False},
         )  # fmt: skip
         province.wait_ack(a_jti, status="done", timeout=30)
-        time.sleep(max(0.0, at.timestamp() + 9.5 - time.time()))
+        # Both segments proved (the resumed one when the programme ends, at its clock time).
         province.wait_for(
-            lambda _m: len([p for p in proofs(agent, province) if p.get("item_id")]) >= 2, 10
+            lambda _m: len([p for p in proofs(agent, province) if p.get("item_id")]) >= 2, 30
         )
         rec.wait_silence_after(time.time())
     x = rec.samples
@@ -93,8 +95,9 @@ def test_playout_quiet_hours_silence_items_not_alerts(
         ack = set_schedule(province, [item_at("news", ref, at.timestamp())])
         assert any("news" in w for w in ack.get("warnings") or []), ack
         province.wait_for(lambda _m: any(p.get("item_id") for p in proofs(agent, province)), 15)
-        time.sleep(max(0.0, at.timestamp() + 2.5 - time.time()))
-        silent_until = time.time()
+        # The recording covers the item's slot and more: silence there is meaningful.
+        silent_until = at.timestamp() + 2.5
+        rec.wait_silence_after(silent_until, timeout=30)
         a_jti = province.send(
             DEVICE, "alert.start", {"alert_id": "night", "text": "Khẩn cấp", "repeat": 1}
         )

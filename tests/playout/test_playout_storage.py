@@ -39,7 +39,10 @@ def on_disk(folder: Path) -> tuple[int, int]:
 def test_playout_storage_forty_schedules_ten_alerts_within_quota(
     tmp_path: Path, broker: Any, pulse: PulseRig
 ) -> None:
-    agent, province, _ = sound_agent(tmp_path / "a", broker)
+    # The media server is on 127.0.0.1, which a device refuses unless allowed.
+    agent, province, _ = sound_agent(
+        tmp_path / "a", broker, extra="\n[cache]\nallow_private_hosts = true\n"
+    )
     text = agent.config.read_text()
     agent.config.write_text(
         text.replace('dir = "state"\n', f'dir = "state"\ncache_quota_mb = {QUOTA_MB}\n')
