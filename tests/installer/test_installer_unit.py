@@ -50,12 +50,15 @@ def test_unit_is_hardened_but_keeps_what_the_agent_needs() -> None:
     assert "SupplementaryGroups" not in d
     families = set(d["RestrictAddressFamilies"][0].split())
     assert families == {"AF_UNIX", "AF_INET", "AF_INET6", "AF_NETLINK"}
-    assert d["SystemCallFilter"] == ["@system-service"]
+    # @clock and CAP_SYS_TIME, and nothing more: the modem's network time or an RTC
+    # sets the clock on a Pi without NTP (agent/clock_sources.py).
+    assert d["SystemCallFilter"] == ["@system-service @clock"]
+    assert d["AmbientCapabilities"] == ["CAP_SYS_TIME"]
     for flag in ("RestrictNamespaces", "NoNewPrivileges", "ProtectHome", "PrivateTmp",
                  "ProtectKernelTunables", "ProtectKernelModules", "ProtectControlGroups",
                  "RestrictSUIDSGID", "LockPersonality"):
         assert d[flag] == ["true"], flag
-    assert d["ProtectSystem"] == ["strict"] and d["CapabilityBoundingSet"] == [""]
+    assert d["ProtectSystem"] == ["strict"] and d["CapabilityBoundingSet"] == ["CAP_SYS_TIME"]
     # Device access for sound, framebuffer, serial, GPIO and SPI stays.
     for absent in ("PrivateDevices", "DevicePolicy", "DeviceAllow", "ProtectClock",
                    "ProcSubset", "PrivateUsers", "MemoryDenyWriteExecute"):
