@@ -35,6 +35,7 @@ APT_PACKAGES=(
   ffmpeg                                  # decoding media into the cache's prepared form
   fonts-dejavu-core fonts-noto-core       # boards: fonts with every Vietnamese diacritic
   ca-certificates                         # TLS to the broker and media servers
+  i2c-tools                               # scripts/enable-rtc.sh: is an RTC chip fitted?
 )
 
 SRC=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -181,6 +182,11 @@ install -d -m 0755 "$DOCS"
 for doc in README.md docs/INSTALL.md; do
   install -m 0644 "$SRC/$doc" "$DOCS/$(basename "$doc")"
 done
+
+# ---------------------------------------------------------------- hardware clock
+
+# A fitted DS3231-class RTC gives the Pi the time after a power cut with no network.
+bash "$SRC/scripts/enable-rtc.sh" || say "could not check for an RTC (see above)"
 
 # ---------------------------------------------------------------- the unit
 
