@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -129,7 +128,6 @@ class BoardOutput(Output):
         self._task: asyncio.Task[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._shown_waiters: dict[str | None, list[asyncio.Future[Any]]] = {}
-        self._collect = False  # a playback ended: collect its cycles (see _free_ended...)
 
     # ---- lifecycle ---------------------------------------------------------------------
 
@@ -239,22 +237,6 @@ class BoardOutput(Output):
             with contextlib.suppress(Exception):
                 await asyncio.to_thread(self.presenter.check)
             await self._apply_power()
-            if self._collect:
-                self._collect = False
-                self._free_ended_playbacks()
-
-    def _free_ended_playbacks(self) -> None:
-        """Collect ended playbacks now, within a second of their end.
-
-        A Playback resolves its own `done` future with itself (agent/playout/output.py),
-        a reference cycle; with its slides' 1080p frames inside, each ended alert kept
-        ~25 MB until Python's rare full collection (the agent grew from 95 to 280 MB
-        over 20 alerts). One collection after a playback ends costs a few ms
-        (bench/bench_display_agent.py) and keeps the agent at its idle size.
-        """
-        t = time.perf_counter()
-        gc.collect()
-        log.debug("gc after a board playback: %.1f ms", (time.perf_counter() - t) * 1000)
 
     async def _apply_power(self) -> None:
         """Screen on/off and brightness for now (schedule, emergency)."""
@@ -449,7 +431,6 @@ class BoardOutput(Output):
             # which holds `pb`, which held the task: a cycle that kept each alert's 1080p
             # frames alive until a full garbage collection (+25 MB per alert, measured).
             pb.task = None
-            self._collect = True
             if show.emergency:
                 self._emergency -= 1
             if self._latest is pb:

@@ -101,7 +101,9 @@ class Playback:
 
     All times are wall-clock seconds measured at the output. `extra` holds
     output-specific proof fields (e.g. a board's `frame_sha256`), merged into the
-    proof record. `done` resolves (with this Playback) after `finish()`.
+    proof record. `done` resolves after `finish()`; it carries no value, so an ended
+    Playback is freed by reference counting alone (a future holding the Playback that
+    holds it would be a cycle: a board's 1080p frames kept until a full collection).
     """
 
     def __init__(self, media: Media, at_wall: float | None) -> None:
@@ -114,7 +116,7 @@ class Playback:
         self.outcome: PlaybackOutcome | None = None
         self.reason: str | None = None
         self.extra: dict[str, Any] = {}
-        self.done: asyncio.Future[Playback] = asyncio.get_running_loop().create_future()
+        self.done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
 
     def started(self, first_wall: float) -> None:
         """The output reports its first sample/frame out at `first_wall`."""
@@ -141,7 +143,7 @@ class Playback:
         if played_ms is not None:
             self.played_ms = played_ms
         if not self.done.done():
-            self.done.set_result(self)
+            self.done.set_result(None)
 
     def __repr__(self) -> str:
         return f"<Playback {self.outcome or 'playing'} first={self.first_wall}>"
