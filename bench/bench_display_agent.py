@@ -2,8 +2,9 @@
 
 Run: .venv/bin/python bench/bench_display_agent.py [--trials 20] [--size 1920x1080]
 Prints p50/p95/p99/max of alert.start publish -> the alert's first frame on the board
-(frames.jsonl `t`: after the PNG is written), target p99 <= 150 ms, and the agent's
-RSS/PSS with the board running (target RSS <= 80 MB).
+(frames.jsonl `t`: as the frame is handed to the board), target p99 <= 150 ms, and the
+agent's RSS/PSS with the board running, idle and at its peak (VmHWM) during the alerts
+(target RSS <= 80 MB).
 
 The clock starts just before the province signs and publishes the command, so each
 figure covers signing, the broker hop, verification, the emergency card's render and
@@ -27,7 +28,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
-from procstat import pss_mb, rss_mb  # noqa: E402
+from procstat import peak_rss_mb, pss_mb, reset_peak_rss, rss_mb  # noqa: E402
 from support.agentproc import AgentProc, Province, TrustKey  # noqa: E402
 from support.broker import DEFAULT_CONSOLE, DEFAULT_DEVICES, start_broker  # noqa: E402
 from support.playout import DEVICE, wait_online  # noqa: E402
@@ -73,6 +74,8 @@ def main() -> int:
         time.sleep(2.0)  # idle card shown, start-up work done
         assert agent.proc is not None
         rss_trace.append(round(rss_mb(agent.proc.pid)))
+        idle = rss_mb(agent.proc.pid)
+        reset_peak_rss(agent.proc.pid)  # the peak over the alerts, not over start-up
         for i in range(args.trials + 1):
             alert_id = f"a{i}"
             t0 = time.time()
@@ -86,6 +89,7 @@ def main() -> int:
             rss_trace.append(round(rss_mb(agent.proc.pid)))
         assert agent.proc is not None
         rss, pss = rss_mb(agent.proc.pid), pss_mb(agent.proc.pid)
+        peak = peak_rss_mb(agent.proc.pid)
     finally:
         if agent is not None:
             agent.stop()
@@ -97,7 +101,8 @@ def main() -> int:
     print(f"alert.start publish -> first frame on the board  n={len(a)} "
           f"p50={np.percentile(a, 50):6.1f} p95={np.percentile(a, 95):6.1f} "
           f"p99={np.percentile(a, 99):6.1f} max={a.max():6.1f} ms")  # fmt: skip
-    print(f"agent with the board running: RSS {rss:.0f} MB, PSS {pss:.0f} MB")
+    print(f"agent with the board running: RSS {rss:.0f} MB, PSS {pss:.0f} MB at the end; "
+          f"idle before the alerts {idle:.0f} MB; peak during them {peak:.0f} MB")  # fmt: skip
     print(f"RSS (MB) before the first alert, then after each: {rss_trace}")
     return 0
 

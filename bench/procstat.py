@@ -44,3 +44,14 @@ def pss_mb(pid: int) -> float:
     RSS counts shared pages (the Python interpreter, numpy) in full in every process
     that maps them; PSS divides them among the sharers, so PSS figures add up."""
     return _kb_line(Path(f"/proc/{pid}/smaps_rollup"), "Pss")
+
+
+def peak_rss_mb(pid: int) -> float:
+    """VmHWM (the highest RSS since start or since `reset_peak_rss`), in MB."""
+    return _kb_line(Path(f"/proc/{pid}/status"), "VmHWM")
+
+
+def reset_peak_rss(pid: int) -> None:
+    """Restart VmHWM from the current RSS (Linux 4.0+: `5` to /proc/<pid>/clear_refs),
+    so a peak can be measured over one phase of a run (e.g. after start-up)."""
+    Path(f"/proc/{pid}/clear_refs").write_text("5")

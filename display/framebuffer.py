@@ -4,9 +4,10 @@ screens and LED-wall sending cards.
 Geometry and pixel format come from the device (FBIOGET_VSCREENINFO/FSCREENINFO);
 `[display] width`, `height` and `bpp` override them, which is how a *file-backed*
 framebuffer (tests, diagnosis) is described: 32 bpp means XRGB8888 and 16 bpp RGB565,
-little-endian. Frames are written with pwrite(2) so the screen never shows a frame
-half-converted, and only the rows that changed are written when the caller says which
-(a ticker strip at 1080p rewrites ~10 % of the screen, not all of it).
+little-endian. Frames are converted and written with pwrite(2) a band of rows at a time
+(no whole converted copy of a 1080p frame is held), and only the rows that changed are
+written when the caller says which (a ticker strip at 1080p rewrites ~10 % of the
+screen, not all of it).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from PIL import Image
 
 from agent.config import DisplayConfig
 from display.board import BoardError, fit_to
+from display.frames import bands
 from display.pixels import BYTES_PER_PIXEL, PixelFormat, from_format, rgb_array, to_format
 
 FBIOGET_VSCREENINFO: Final = 0x4600
@@ -100,32 +102,37 @@ class FramebufferBoard:
         item: str | None = None,
         rows: tuple[int, int] | None = None,
     ) -> None:
-        """Write `image`; with `rows=(top, bottom)` only those rows (the rest unchanged)."""
-        frame = fit_to(image, self.size, "RGB")
+        """Write `image`; with `rows=(top, bottom)` only those rows (the rest unchanged).
+
+        Converted and written a band of rows at a time (display/frames.py): no whole
+        converted copy of a 1080p frame is ever held (14 MB), and each band is converted
+        before its pwrite, so the screen never shows half-converted pixels."""
+        if image.size != self.size:
+            fit_to(image, self.size, "RGB")  # raises BoardError naming both sizes
         g = self.geometry
         top, bottom = (0, g.height) if rows is None else rows
         if not 0 <= top < bottom <= g.height:
             raise BoardError(f"rows {top}..{bottom} outside the {g.height}-row screen")
-        part = frame if rows is None else frame.crop((0, top, g.width, bottom))
-        data = to_format(rgb_array(part), g.fmt)
         row_bytes = g.width * BYTES_PER_PIXEL[g.fmt]
-        raw = data.tobytes()
+        sample: dict[int, bytes] = {}
+        picks = {round(i * (g.height - 1) / 32) for i in range(33)} if rows is None else set()
         try:
-            if g.stride == row_bytes:
-                os.pwrite(self._fd, raw, top * g.stride)
-            else:  # padded rows: write row by row, leaving the padding alone
-                for i, row in enumerate(data):
-                    os.pwrite(self._fd, row.tobytes(), (top + i) * g.stride)
+            for y, band in bands(image, top, bottom):
+                data = to_format(rgb_array(band), g.fmt)
+                if g.stride == row_bytes:
+                    raw = data.tobytes()
+                    os.pwrite(self._fd, raw, y * g.stride)
+                    for p in picks.intersection(range(y, y + band.height)):
+                        sample[p] = raw[(p - y) * row_bytes : (p - y + 1) * row_bytes]
+                else:  # padded rows: write row by row, leaving the padding alone
+                    for i, row in enumerate(data):
+                        os.pwrite(self._fd, row.tobytes(), (y + i) * g.stride)
         except OSError as e:
             self._ok = False
             self._sample = None
             raise BoardError(f"framebuffer {self.path}: {e.strerror or e}") from None
         self._ok = True
-        if rows is None and g.stride == row_bytes:
-            picks = sorted({round(i * (g.height - 1) / 32) for i in range(33)})
-            self._sample = {y: raw[y * row_bytes : (y + 1) * row_bytes] for y in picks}
-        else:
-            self._sample = None
+        self._sample = sample if rows is None and g.stride == row_bytes else None
 
     def intact(self) -> bool | None:
         """Whether the framebuffer still holds the last whole frame written, judged on

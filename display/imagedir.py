@@ -70,7 +70,10 @@ class ImageDirBoard:
         return self._n
 
     def show(self, image: Image.Image, *, item: str | None = None) -> None:
-        frame = fit_to(image, self._size, self._mode)
+        # A palette frame is saved as it is (a 'P' PNG reads back as the same RGB pixels):
+        # converting a 1080p frame to RGB first would hold 8 MB to write it.
+        keep = image.mode == "P" and self._mode == "RGB" and image.size == self._size
+        frame = image if keep else fit_to(image, self._size, self._mode)
         t = self._wall()
         n = self._n + 1
         name = f"{n:06d}.png"

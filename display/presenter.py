@@ -24,6 +24,7 @@ from dataclasses import dataclass
 
 from PIL import Image
 
+from display import memory
 from display.board import Board, BoardError
 from display.frames import frame_sha256
 from display.scene import SceneLike
@@ -46,7 +47,7 @@ class _Cue:
     scene: SceneLike
     item: str | None
     at: float
-    first: Image.Image
+    first: Image.Image | None  # dropped once shown: the board holds it from then on
 
 
 class Presenter:
@@ -72,7 +73,9 @@ class Presenter:
         self._pending: list[_Cue] = []  # by time; the next slides, pre-rendered
         self._current: _Cue | None = None
         self._shown: Shown | None = None
-        self._last_frame: Image.Image | None = None
+        # Whether the current scene has a frame on the board. No copy of that frame is
+        # kept: the board (framebuffer, device) holds it, and a 1080p copy is 2-8 MB.
+        self._drawn = False
         self._last_write = monotonic()
         self._clock_text: str | None = None
         self._thread: threading.Thread | None = None
@@ -127,11 +130,6 @@ class Presenter:
         return self._shown
 
     @property
-    def last_frame(self) -> Image.Image | None:
-        """The last frame written (screenshots, `tcs-agent test display`)."""
-        return self._last_frame
-
-    @property
     def animated(self) -> bool:
         current = self._current
         return current is not None and current.scene.animated
@@ -163,7 +161,7 @@ class Presenter:
                 except BoardError as e:
                     self._report("display_failed", f"re-initialisation failed: {e}")
             with self._lock:  # redraw from the current scene's first frame on
-                self._last_frame = None
+                self._drawn = False
                 self._last_write = self._mono()
             self._wake.set()
         return problem
@@ -184,7 +182,7 @@ class Presenter:
         except BoardError as e:
             self._report("display_failed", str(e))
             return False
-        self._last_frame = frame
+        self._drawn = True
         self._last_write = self._mono()
         return True
 
@@ -210,15 +208,20 @@ class Presenter:
             self._wake.clear()
 
     def _show_first(self, cue: _Cue) -> None:
-        if self._write(cue.first, cue.item, None):
+        first, cue.first = cue.first, None
+        assert first is not None  # a cue is shown once (popped from `_pending`)
+        if self._write(first, cue.item, None):
             self._replace(cue)
             self._clock_text = None
-            shown = Shown(cue.item, cue.at, self._wall(), frame_sha256(cue.first))
+            shown = Shown(cue.item, cue.at, self._wall(), frame_sha256(first))
+            del first
             self._shown = shown
             if self._on_shown is not None:
                 self._on_shown(shown)
+            memory.trim()  # the old scene's pages were just freed (display/memory.py)
         else:
             self._replace(cue)  # keep trying to draw it
+            self._drawn = False
 
     def _replace(self, cue: _Cue) -> None:
         old, self._current = self._current, cue
@@ -232,10 +235,10 @@ class Presenter:
         scene = current.scene
         clock_text = scene.clock.text(now) if scene.clock is not None else None
         changed_clock = clock_text != self._clock_text
-        if not scene.animated and not changed_clock and self._last_frame is not None:
+        if not scene.animated and not changed_clock and self._drawn:
             return
         frame = scene.frame(max(0.0, now - current.at), now)
-        rows = scene.changing_rows() if not changed_clock and self._last_frame is not None else None
+        rows = scene.changing_rows() if not changed_clock and self._drawn else None
         if self._write(frame, current.item, rows):
             self._clock_text = clock_text
 
@@ -246,7 +249,7 @@ class Presenter:
             if self._pending:
                 waits.append(self._pending[0].at - now)
         current = self._current
-        if current is not None and (current.scene.animated or self._last_frame is None):
+        if current is not None and (current.scene.animated or not self._drawn):
             elapsed = now - current.at
             waits.append(frame_s - (elapsed % frame_s))
         elif current is not None and current.scene.clock is not None:

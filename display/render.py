@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, tzinfo
 from functools import lru_cache
@@ -26,6 +27,8 @@ from typing import Any, Final, Literal
 from PIL import Image, ImageDraw, ImageOps
 
 from display import layout
+from display.palette import LEVELS, Ink, Palette, ramp, rgb, stamp
+from display.palette import mask as ink_mask
 from display.scene import Clock, Scene, Strip
 
 Align = Literal["left", "center", "right"]
@@ -113,43 +116,49 @@ def _speed(style: Style, height: int) -> float:
 
 
 def _strip(
-    text: str, face: layout.Face, box: tuple[int, int, int, int], style: Style, mono: bool, fg: str
+    text: str,
+    face: layout.Face,
+    box: tuple[int, int, int, int],
+    style: Style,
+    mono: bool,
+    fg: str,
+    palette: Palette,
 ) -> Strip:
     """Pre-render a scrolling line: text + gap, drawn twice so any crop is seamless."""
     w, h = box[2] - box[0], box[3] - box[1]
     gap = max(w // 3, face.size * 2)
     period = layout.width(text, face) + gap
-    image = Image.new("RGB", (period + w + period, h), style.background)
-    draw = ImageDraw.Draw(image)
-    if mono:
-        draw.fontmode = "1"
+    coverage, draw = ink_mask((period + w + period, h), mono)
     top, bottom = _extent(text, face)
     baseline = (h - (bottom - top)) // 2 - top
     x = 0
-    while x < image.width:
-        layout.draw_line(draw, (x, baseline), text, face, fg)
+    while x < coverage.width:
+        layout.draw_line(draw, (x, baseline), text, face, 255)
         x += period
-    return Strip(image, box, _speed(style, h), period)
+    image = palette.page(coverage.size, style.background)
+    stamp(image, coverage, (0, 0), palette.ink(fg, style.background))
+    return Strip(palette.finish(image), box, _speed(style, h), period)
 
 
-def _one_line(text: str, size: tuple[int, int], style: Style, mono: bool, compact: bool) -> Scene:
+def _one_line(
+    text: str, size: tuple[int, int], style: Style, mono: bool, compact: bool, palette: Palette
+) -> Scene:
     """Short panels: the whole text on one line as tall as the panel; marquee if too long."""
     w, h = size
     line = " ".join(text.split())
     face = layout.size_for_height(h, line, compact=compact, bold=style.bold)
     notes = ("small_panel",) if compact else ()
-    page = Image.new("RGB", size, style.background)
+    page = palette.page(size, style.background)
     if layout.width(line, face) <= w:
-        draw = ImageDraw.Draw(page)
-        if mono:
-            draw.fontmode = "1"
+        coverage, draw = ink_mask(size, mono)
         top, bottom = _extent(line, face)
         baseline = (h - (bottom - top)) // 2 - top
         x = _x(style.align, layout.width(line, face), 0, w)
-        layout.draw_line(draw, (x, baseline), line, face, style.color)
-        return Scene(((0.0, page),), mono=mono, notes=notes)
-    strip = _strip(line, face, (0, 0, w, h), style, mono, style.color)
-    return Scene(((0.0, page),), (strip,), mono=mono, notes=notes)
+        layout.draw_line(draw, (x, baseline), line, face, 255)
+        stamp(page, coverage, (0, 0), palette.ink(style.color, style.background))
+        return Scene(((0.0, palette.finish(page)),), mono=mono, notes=notes)
+    strip = _strip(line, face, (0, 0, w, h), style, mono, style.color, palette)
+    return Scene(((0.0, palette.finish(page)),), (strip,), mono=mono, notes=notes)
 
 
 def _extent(text: str, face: layout.Face) -> tuple[int, int]:
@@ -168,6 +177,7 @@ def _x(align: str, line_w: int, left: int, box_w: int) -> int:
 def _body(
     draw: ImageDraw.ImageDraw, text: str, box: tuple[int, int, int, int], style: Style
 ) -> None:
+    """Draw the body's coverage (fill 255) on `draw`, a mask of the page's size."""
     x0, y0, x1, y1 = box
     bw, bh = x1 - x0, y1 - y0
     if style.size:
@@ -191,30 +201,38 @@ def _body(
     block_top = min(layout.line_extent(line, block.face)[0] for line in lines)
     for line in lines:
         x = _x(style.align, layout.width(line, block.face), x0, bw)
-        layout.draw_line(draw, (x, y - block_top), line, block.face, style.color)
+        layout.draw_line(draw, (x, y - block_top), line, block.face, 255)
         y += step
 
 
 def text_scene(
-    text: str, style: Style, size: tuple[int, int], tz: tzinfo, *, mono: bool = False
+    text: str,
+    style: Style,
+    size: tuple[int, int],
+    tz: tzinfo,
+    *,
+    mono: bool = False,
+    palette: Palette | None = None,
 ) -> Scene:
-    """A text slide for a board of `size`; `mono` for 1-bit LED matrices."""
+    """A text slide for a board of `size`; `mono` for 1-bit LED matrices.
+
+    Its pages and strips are 'P' images in `palette` (a new one if None; the emergency
+    scene passes one shared with its banner pages), see display/palette.py."""
+    palette = palette if palette is not None else Palette()
     text = nfc(text)[:MAX_TEXT]
     w, h = size
     if h < HEADER_MIN:
         full = f"{style.title}: {text}" if style.title else text
-        return _one_line(full, size, style, mono, compact=h < SMALL_PANEL)
+        return _one_line(full, size, style, mono, h < SMALL_PANEL, palette)
     pad = max(2, min(w, h) // 40)
-    page = Image.new("RGB", size, style.background)
-    draw = ImageDraw.Draw(page)
-    if mono:
-        draw.fontmode = "1"
+    page = palette.page(size, style.background)
     top_y = pad
     clock = None
     if style.title or style.clock:
         header_h = max(12, h // 8)
         face = layout.size_for_height(header_h - pad, style.title + "0123456789:", bold=True)
         clock_w = 0
+        title_ink = palette.ink(style.title_color, style.background)
         if style.clock:
             clock_w = layout.width("00:00", face) + pad
             clock = Clock(
@@ -223,13 +241,16 @@ def text_scene(
                 style.title_color,
                 style.background,
                 tz,
+                title_ink,
             )
-        if style.title:
+        if style.title.strip():
             ext_top, _ = layout.line_extent(style.title, face)
             title = style.title
             while title and layout.width(title, face) > w - 2 * pad - clock_w - pad:
                 title = title[:-1]
-            layout.draw_line(draw, (pad, pad - ext_top), title, face, style.title_color)
+            _draw_ink(page, size, mono, title_ink, lambda d: layout.draw_line(
+                d, (pad, pad - ext_top), title, face, 255
+            ))  # fmt: skip
         top_y = pad + header_h
     bottom_y = h - pad
     strips: list[Strip] = []
@@ -241,11 +262,30 @@ def text_scene(
             background="#000000" if style.background != "#000000" else "#202020",
             speed=style.speed or float(max(60, h // 9 * 1)),
         )
-        strips.append(_strip(style.ticker, face, box, ticker_style, mono, style.title_color))
-        draw.rectangle(box, fill=ticker_style.background)
+        strip = _strip(style.ticker, face, box, ticker_style, mono, style.title_color, palette)
+        strips.append(strip)
+        page.paste(palette.solid(ticker_style.background), box)
         bottom_y = h - ticker_h - pad
-    _body(draw, text, (pad, top_y, w - pad, bottom_y), style)
-    return Scene(((0.0, page),), tuple(strips), clock, mono=mono)
+    body_box = (pad, top_y, w - pad, bottom_y)
+    body_ink = palette.ink(style.color, style.background)
+    _draw_ink(page, size, mono, body_ink, lambda d: _body(d, text, body_box, style))
+    return Scene(((0.0, palette.finish(page)),), tuple(strips), clock, mono=mono)
+
+
+def _draw_ink(
+    page: Image.Image,
+    size: tuple[int, int],
+    mono: bool,
+    ink: Ink,
+    draw: Callable[[ImageDraw.ImageDraw], None],
+) -> None:
+    """Let `draw` put coverage on a page-sized mask, then stamp the inked part of it:
+    only its bounding box is replaced (title, body and ticker never share one)."""
+    coverage, d = ink_mask(size, mono)
+    draw(d)
+    bbox = coverage.getbbox()
+    if bbox is not None:
+        stamp(page, coverage.crop(bbox), bbox[:2], ink)
 
 
 def image_scene(
@@ -262,17 +302,54 @@ def image_scene(
     return Scene(((0.0, page),), mono=mono)
 
 
+_BANNER: Final = "banner"  # the reserved entries of the alert palette: background, ramp
+
+
+@lru_cache(maxsize=1)
+def _alert_layout() -> tuple[tuple[int, ...], int]:
+    """(the alert palette as built, index of its reserved banner entries)."""
+    palette = Palette()
+    banner = palette.reserve(1 + LEVELS)
+    palette.ink(ALERT_YELLOW, ALERT_RED)  # title and clock
+    palette.ink("#FFFFFF", ALERT_RED)  # text
+    palette.ink(ALERT_YELLOW, "#000000")  # ticker
+    palette.solid("#000000")
+    return tuple(palette.flat()), banner
+
+
+def _alert_palette() -> Palette:
+    """The emergency scene's palette, built in a fixed order so that the cached banner
+    page and each alert's text page, strip and clock index the same colours. Its first
+    1 + LEVELS entries are the banner's own (background, then the word's ramp)."""
+    palette = Palette()
+    palette.reserve(1 + LEVELS)
+    palette.ink(ALERT_YELLOW, ALERT_RED)
+    palette.ink("#FFFFFF", ALERT_RED)
+    palette.ink(ALERT_YELLOW, "#000000")
+    palette.solid("#000000")
+    return palette
+
+
 @lru_cache(maxsize=4)
-def _banner_pages(word: str, size: tuple[int, int], mono: bool) -> tuple[Image.Image, Image.Image]:
-    """The two flashing banner frames: the same for every alert on a board, so rendered
-    once (an alert's first frame is then on the board sooner)."""
-    red, yellow = ALERT_RED, ALERT_YELLOW
-    utc = UTC
-    pages = [
-        text_scene(word, Style(color=fg, background=bg, bold=True), size, utc, mono=mono)
-        for fg, bg in ((yellow, red), (red, yellow))
-    ]
-    return pages[0].pages[0][1], pages[1].pages[0][1]
+def _banner(word: str, size: tuple[int, int], mono: bool) -> tuple[Image.Image, tuple[
+    tuple[int, ...], tuple[int, ...]
+]]:
+    """The flashing banner: one page (the word) in two colourings, yellow on red and red
+    on yellow, as palettes of the alert palette. The same for every alert on a board, so
+    rendered once (an alert's first frame is then on the board sooner), and held once
+    (2 MB at 1080p): the two colourings differ only in the banner's own entries."""
+    red, yellow = rgb(ALERT_RED), rgb(ALERT_YELLOW)
+    alone = Palette()  # background 0, the word's ramp 1..LEVELS
+    scene = text_scene(word, Style(color=ALERT_YELLOW, background=ALERT_RED, bold=True),
+                       size, UTC, mono=mono, palette=alone)  # fmt: skip
+    flat, base = _alert_layout()
+    page = scene.pages[0][1].point(lambda i: base + i)  # into the reserved entries
+    page.putpalette(list(flat))
+    colourings = []
+    for fg, bg in ((yellow, red), (red, yellow)):
+        entries = dict(enumerate([bg, *ramp(fg, bg)], start=base))
+        colourings.append(tuple(_alert_palette().flat(entries)))
+    return page, (colourings[0], colourings[1])
 
 
 EMERGENCY_WORD: Final[dict[str, str]] = {"vi": "KHẨN CẤP", "km": "បន្ទាន់", "en": "EMERGENCY"}
@@ -296,7 +373,7 @@ def emergency_scene(
     body = nfc(text).strip() or f"{word} {datetime.fromtimestamp(wall, tz).strftime('%H:%M')}"
     headline = re.split(r"(?<=[.!?])\s", body, maxsplit=1)[0]
     red, yellow = ALERT_RED, ALERT_YELLOW
-    flash = _banner_pages(word, size, mono)
+    flash, colourings = _banner(word, size, mono)
     ticker = headline if size[1] >= HEADER_MIN else ""
     main = text_scene(
         body,
@@ -311,15 +388,18 @@ def emergency_scene(
         size,
         tz,
         mono=mono,
+        palette=_alert_palette(),
     )
     pages: list[tuple[float, Image.Image]] = []
+    palettes: list[tuple[int, ...] | None] = []
     for _ in range(3):
-        pages += [(0.5, flash[0]), (0.5, flash[1])]
-    if main.strips or main.clock:  # the text part animates: keep it as one long page
-        pages.append((text_s, main.pages[0][1]))
-        return Scene(tuple(pages), main.strips, main.clock, mono=mono, notes=main.notes)
+        pages += [(0.5, flash), (0.5, flash)]
+        palettes += colourings
     pages.append((text_s, main.pages[0][1]))
-    return Scene(tuple(pages), mono=mono, notes=main.notes)
+    palettes.append(None)
+    # The text part animates (ticker, clock) at 64 px and taller; below, the marquee.
+    return Scene(tuple(pages), main.strips, main.clock, mono=mono, notes=main.notes,
+                 palettes=tuple(palettes))  # fmt: skip
 
 
 def test_pattern(size: tuple[int, int]) -> Image.Image:

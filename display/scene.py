@@ -3,7 +3,9 @@
 Everything expensive (layout, font rasterising, image scaling) happens once when the
 slide is prepared; a frame is then at most a copy of the prepared page plus a crop of a
 pre-rendered strip (marquee, ticker) and the clock, so a 1080p ticker runs at 30 fps on
-a Pi and the presenter can show a new slide on its planned frame.
+a Pi and the presenter can show a new slide on its planned frame. Text slides' pages,
+strips and frames are 'P' images in one palette per scene (display/palette.py): a
+1080p frame is 2 MB, not Pillow's 8 MB for RGB.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from typing import Protocol
 from PIL import Image, ImageDraw
 
 from display import layout
+from display.palette import Ink, mask, stamp
 
 
 @dataclass(frozen=True)
@@ -41,11 +44,15 @@ class Clock:
     fg: str
     bg: str
     tz: tzinfo
+    ink: Ink | None = None  # fg over bg in the scene's palette, for 'P' frames
 
     def text(self, wall: float) -> str:
         return datetime.fromtimestamp(wall, self.tz).strftime("%H:%M")
 
     def draw(self, image: Image.Image, wall: float, mono: bool) -> None:
+        if image.mode == "P" and self.ink is not None:
+            self._draw_indices(image, wall, mono, self.ink)
+            return
         draw = ImageDraw.Draw(image)
         if mono:
             draw.fontmode = "1"
@@ -57,6 +64,17 @@ class Clock:
         layout.draw_line(
             draw, (x1 - layout.width(text, self.face), baseline), text, self.face, self.fg
         )
+
+
+    def _draw_indices(self, image: Image.Image, wall: float, mono: bool, ink: Ink) -> None:
+        x0, y0, x1, y1 = self.box
+        coverage, draw = mask((x1 - x0, y1 - y0), mono)
+        text = self.text(wall)
+        top, bottom = layout.line_extent(text, self.face)
+        baseline = ((y1 - y0) - (bottom - top)) // 2 - top
+        x = x1 - x0 - layout.width(text, self.face)
+        layout.draw_line(draw, (x, baseline), text, self.face, 255)
+        stamp(image, coverage, (x0, y0), ink)
 
 
 class SceneLike(Protocol):
@@ -91,6 +109,9 @@ class Scene:
     clock: Clock | None = None
     mono: bool = False
     notes: tuple[str, ...] = field(default=())  # e.g. "small_panel": fallback used
+    # Per page, a palette to show a 'P' page in instead of its own (None: its own); the
+    # flashing banner is one page in two colourings, so it is held once.
+    palettes: tuple[tuple[int, ...] | None, ...] = ()
 
     @property
     def size(self) -> tuple[int, int]:
@@ -101,23 +122,31 @@ class Scene:
         """Whether frames change more often than once a minute (marquee, ticker, flash)."""
         return bool(self.strips) or len(self.pages) > 1
 
-    def page(self, elapsed: float) -> Image.Image:
+    def _at(self, elapsed: float) -> int:
+        """Index of the page shown `elapsed` seconds in."""
         if len(self.pages) == 1:
-            return self.pages[0][1]
+            return 0
         total = sum(d for d, _ in self.pages)
         t = elapsed % total
-        for duration, image in self.pages:
+        for i, (duration, _) in enumerate(self.pages):
             if t < duration:
-                return image
+                return i
             t -= duration
-        return self.pages[-1][1]
+        return len(self.pages) - 1
+
+    def page(self, elapsed: float) -> Image.Image:
+        return self.pages[self._at(elapsed)][1]
 
     def frame(self, elapsed: float, wall: float) -> Image.Image:
         """The frame `elapsed` seconds into the scene, at wall time `wall` (for the clock)."""
-        base = self.page(elapsed)
-        if not self.strips and self.clock is None:
+        i = self._at(elapsed)
+        base = self.pages[i][1]
+        palette = self.palettes[i] if self.palettes else None
+        if not self.strips and self.clock is None and palette is None:
             return base
         image = base.copy()
+        if palette is not None:
+            image.putpalette(palette)
         for strip in self.strips:
             image.paste(strip.crop(elapsed), strip.box[:2])
         if self.clock is not None:
