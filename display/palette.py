@@ -18,6 +18,7 @@ board converts it to its own pixels in bands of rows (display/frames.py).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Final
 
@@ -132,16 +133,113 @@ def mask(size: tuple[int, int], mono: bool) -> tuple[Image.Image, ImageDraw.Imag
     return image, draw
 
 
-def stamp(
-    page: Image.Image, coverage: Image.Image, xy: tuple[int, int], ink: Ink
-) -> None:
+def stamp(page: Image.Image, coverage: Image.Image, xy: tuple[int, int], ink: Ink) -> None:
     """Paste `coverage` (an 'L' mask drawn on a background-only area) at `xy` in `ink`.
 
-    The area under the mask's box becomes background or ink: callers give each text its
-    own box on a plain background (title, body, ticker and clock never overlap)."""
+    The whole box of the mask is replaced (background where it has no ink)."""
+    page.paste(_indices(coverage, ink), xy)
+
+
+def _indices(coverage: Image.Image, ink: Ink) -> Image.Image:
     indices = coverage.point(list(ink.lut))
     indices.putpalette(_ANY)  # 'P' into 'P' copies the indices as they are
-    page.paste(indices, xy)
+    return indices
 
 
 _ANY: Final = [0] * 768
+Box = tuple[int, int, int, int]
+
+
+@dataclass(frozen=True)
+class Tiles:
+    """A 'P' page kept as its background and the boxes that hold ink: most of a text
+    page is background (a 1080p idle card is 2 MB as an image, 30 kB as tiles)."""
+
+    size: tuple[int, int]
+    background: int
+    palette: tuple[int, ...]
+    tiles: tuple[tuple[tuple[int, int], Image.Image], ...]
+
+    def image(self, palette: tuple[int, ...] | None = None) -> Image.Image:
+        """The page as a 'P' image (in `palette` instead of its own if given)."""
+        out = Image.new("P", self.size, self.background)
+        out.putpalette(list(palette or self.palette))
+        for xy, tile in self.tiles:
+            out.paste(tile, xy)
+        return out
+
+    def remap(self, lut: list[int], palette: tuple[int, ...]) -> Tiles:
+        """The same page with each index `i` replaced by `lut[i]`, in `palette`."""
+        tiles = []
+        for xy, tile in self.tiles:
+            mapped = tile.point(lut)
+            mapped.putpalette(_ANY)
+            tiles.append((xy, mapped))
+        return Tiles(self.size, lut[self.background], palette, tuple(tiles))
+
+
+class Canvas:
+    """A page being drawn: the background, solid boxes and text, as `Tiles`.
+
+    Text is drawn line by line on a mask just larger than the line and kept only as
+    its inked box, so neither a page-sized mask nor a page-sized image is ever made."""
+
+    def __init__(self, palette: Palette, size: tuple[int, int], background: str, mono: bool):
+        self.palette = palette
+        self.size = size
+        self.mono = mono
+        self.background = palette.solid(background)
+        self._tiles: list[tuple[Box, Image.Image]] = []
+
+    def fill(self, box: Box, colour: str) -> None:
+        tile = Image.new("P", (box[2] - box[0], box[3] - box[1]), self.palette.solid(colour))
+        tile.putpalette(_ANY)
+        self._add(box, tile)
+
+    def text(
+        self,
+        region: Box,
+        ink: Ink,
+        paint: Callable[[ImageDraw.ImageDraw, int, int], None],
+    ) -> None:
+        """Let `paint(draw, ox, oy)` draw coverage (fill 255) at page coordinates minus
+        (ox, oy) on a mask covering `region` (clipped to the page); keep its ink."""
+        w, h = self.size
+        x0, y0 = max(0, region[0]), max(0, region[1])
+        x1, y1 = min(w, region[2]), min(h, region[3])
+        if x1 <= x0 or y1 <= y0:
+            return
+        coverage, draw = mask((x1 - x0, y1 - y0), self.mono)
+        paint(draw, x0, y0)
+        bbox = coverage.getbbox()
+        if bbox is None:
+            return
+        lut = list(ink.lut)
+        lut[0] = self.background  # no ink: the page's own background index
+        tile = coverage.crop(bbox).point(lut)
+        tile.putpalette(_ANY)
+        self._add((x0 + bbox[0], y0 + bbox[1], x0 + bbox[2], y0 + bbox[3]), tile)
+
+    def _add(self, box: Box, tile: Image.Image) -> None:
+        for i, (other, old) in enumerate(self._tiles):
+            if box[0] < other[2] and other[0] < box[2] and box[1] < other[3] and other[1] < box[3]:
+                # Overlapping boxes (a mark reaching into the next line's box): one tile
+                # of both, the new one pasted only where it is not background.
+                union = (
+                    min(box[0], other[0]), min(box[1], other[1]),
+                    max(box[2], other[2]), max(box[3], other[3]),
+                )  # fmt: skip
+                merged = Image.new("P", (union[2] - union[0], union[3] - union[1]), self.background)
+                merged.putpalette(_ANY)
+                merged.paste(old, (other[0] - union[0], other[1] - union[1]))
+                opaque = [0 if v == self.background else 255 for v in range(256)]
+                where = Image.frombytes("L", tile.size, tile.tobytes()).point(opaque)
+                merged.paste(tile, (box[0] - union[0], box[1] - union[1]), where)
+                del self._tiles[i]
+                self._add(union, merged)
+                return
+        self._tiles.append((box, tile))
+
+    def finish(self) -> Tiles:
+        tiles = tuple(((b[0], b[1]), t) for b, t in self._tiles)
+        return Tiles(self.size, self.background, tuple(self.palette.flat()), tiles)

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, tzinfo
 from functools import lru_cache
@@ -27,7 +26,7 @@ from typing import Any, Final, Literal
 from PIL import Image, ImageDraw, ImageOps
 
 from display import layout
-from display.palette import LEVELS, Ink, Palette, ramp, rgb, stamp
+from display.palette import LEVELS, Canvas, Ink, Palette, Tiles, ramp, rgb, stamp
 from display.palette import mask as ink_mask
 from display.scene import Clock, Scene, Strip
 
@@ -148,17 +147,20 @@ def _one_line(
     line = " ".join(text.split())
     face = layout.size_for_height(h, line, compact=compact, bold=style.bold)
     notes = ("small_panel",) if compact else ()
-    page = palette.page(size, style.background)
+    canvas = Canvas(palette, size, style.background, mono)
     if layout.width(line, face) <= w:
-        coverage, draw = ink_mask(size, mono)
         top, bottom = _extent(line, face)
         baseline = (h - (bottom - top)) // 2 - top
         x = _x(style.align, layout.width(line, face), 0, w)
-        layout.draw_line(draw, (x, baseline), line, face, 255)
-        stamp(page, coverage, (0, 0), palette.ink(style.color, style.background))
-        return Scene(((0.0, palette.finish(page)),), mono=mono, notes=notes)
+        ink = palette.ink(style.color, style.background)
+
+        def paint(d: ImageDraw.ImageDraw, ox: int, oy: int) -> None:
+            layout.draw_line(d, (x - ox, baseline - oy), line, face, 255)
+
+        canvas.text((0, 0, w, h), ink, paint)
+        return Scene(((0.0, canvas.finish()),), mono=mono, notes=notes)
     strip = _strip(line, face, (0, 0, w, h), style, mono, style.color, palette)
-    return Scene(((0.0, palette.finish(page)),), (strip,), mono=mono, notes=notes)
+    return Scene(((0.0, canvas.finish()),), (strip,), mono=mono, notes=notes)
 
 
 def _extent(text: str, face: layout.Face) -> tuple[int, int]:
@@ -175,9 +177,9 @@ def _x(align: str, line_w: int, left: int, box_w: int) -> int:
 
 
 def _body(
-    draw: ImageDraw.ImageDraw, text: str, box: tuple[int, int, int, int], style: Style
+    canvas: Canvas, ink: Ink, text: str, box: tuple[int, int, int, int], style: Style
 ) -> None:
-    """Draw the body's coverage (fill 255) on `draw`, a mask of the page's size."""
+    """The body, auto-fitted and wrapped in `box`, drawn line by line on `canvas`."""
     x0, y0, x1, y1 = box
     bw, bh = x1 - x0, y1 - y0
     if style.size:
@@ -199,9 +201,19 @@ def _body(
     y = {"top": y0, "middle": y0 + (bh - total) // 2, "bottom": y1 - total}[style.valign]
     # One baseline grid for the block: every line's box is as tall as the tallest.
     block_top = min(layout.line_extent(line, block.face)[0] for line in lines)
+    block_bottom = max(layout.line_extent(line, block.face)[1] for line in lines)
+    m = max(2, block.face.size // 4)  # ink may overhang a line's box a little: keep it
     for line in lines:
         x = _x(style.align, layout.width(line, block.face), x0, bw)
-        layout.draw_line(draw, (x, y - block_top), line, block.face, 255)
+        base = y - block_top
+
+        def paint(
+            d: ImageDraw.ImageDraw, ox: int, oy: int, x: int = x, base: int = base, line: str = line
+        ) -> None:
+            layout.draw_line(d, (x - ox, base - oy), line, block.face, 255)
+
+        region = (x0 - m, base + block_top - m, x1 + m, base + block_bottom + m)
+        canvas.text(region, ink, paint)
         y += step
 
 
@@ -225,7 +237,7 @@ def text_scene(
         full = f"{style.title}: {text}" if style.title else text
         return _one_line(full, size, style, mono, h < SMALL_PANEL, palette)
     pad = max(2, min(w, h) // 40)
-    page = palette.page(size, style.background)
+    canvas = Canvas(palette, size, style.background, mono)
     top_y = pad
     clock = None
     if style.title or style.clock:
@@ -248,8 +260,8 @@ def text_scene(
             title = style.title
             while title and layout.width(title, face) > w - 2 * pad - clock_w - pad:
                 title = title[:-1]
-            _draw_ink(page, size, mono, title_ink, lambda d: layout.draw_line(
-                d, (pad, pad - ext_top), title, face, 255
+            canvas.text((0, 0, w, pad + header_h), title_ink, lambda d, ox, oy: layout.draw_line(
+                d, (pad - ox, pad - ext_top - oy), title, face, 255
             ))  # fmt: skip
         top_y = pad + header_h
     bottom_y = h - pad
@@ -264,28 +276,11 @@ def text_scene(
         )
         strip = _strip(style.ticker, face, box, ticker_style, mono, style.title_color, palette)
         strips.append(strip)
-        page.paste(palette.solid(ticker_style.background), box)
+        canvas.fill(box, ticker_style.background)
         bottom_y = h - ticker_h - pad
-    body_box = (pad, top_y, w - pad, bottom_y)
     body_ink = palette.ink(style.color, style.background)
-    _draw_ink(page, size, mono, body_ink, lambda d: _body(d, text, body_box, style))
-    return Scene(((0.0, palette.finish(page)),), tuple(strips), clock, mono=mono)
-
-
-def _draw_ink(
-    page: Image.Image,
-    size: tuple[int, int],
-    mono: bool,
-    ink: Ink,
-    draw: Callable[[ImageDraw.ImageDraw], None],
-) -> None:
-    """Let `draw` put coverage on a page-sized mask, then stamp the inked part of it:
-    only its bounding box is replaced (title, body and ticker never share one)."""
-    coverage, d = ink_mask(size, mono)
-    draw(d)
-    bbox = coverage.getbbox()
-    if bbox is not None:
-        stamp(page, coverage.crop(bbox), bbox[:2], ink)
+    _body(canvas, body_ink, text, (pad, top_y, w - pad, bottom_y), style)
+    return Scene(((0.0, canvas.finish()),), tuple(strips), clock, mono=mono)
 
 
 def image_scene(
@@ -331,7 +326,7 @@ def _alert_palette() -> Palette:
 
 
 @lru_cache(maxsize=4)
-def _banner(word: str, size: tuple[int, int], mono: bool) -> tuple[Image.Image, tuple[
+def _banner(word: str, size: tuple[int, int], mono: bool) -> tuple[Tiles, tuple[
     tuple[int, ...], tuple[int, ...]
 ]]:
     """The flashing banner: one page (the word) in two colourings, yellow on red and red
@@ -343,8 +338,9 @@ def _banner(word: str, size: tuple[int, int], mono: bool) -> tuple[Image.Image, 
     scene = text_scene(word, Style(color=ALERT_YELLOW, background=ALERT_RED, bold=True),
                        size, UTC, mono=mono, palette=alone)  # fmt: skip
     flat, base = _alert_layout()
-    page = scene.pages[0][1].point(lambda i: base + i)  # into the reserved entries
-    page.putpalette(list(flat))
+    tiles = scene.pages[0][1]
+    assert isinstance(tiles, Tiles)
+    page = tiles.remap([base + i for i in range(256)], flat)  # into the reserved entries
     colourings = []
     for fg, bg in ((yellow, red), (red, yellow)):
         entries = dict(enumerate([bg, *ramp(fg, bg)], start=base))
@@ -390,7 +386,7 @@ def emergency_scene(
         mono=mono,
         palette=_alert_palette(),
     )
-    pages: list[tuple[float, Image.Image]] = []
+    pages: list[tuple[float, Image.Image | Tiles]] = []
     palettes: list[tuple[int, ...] | None] = []
     for _ in range(3):
         pages += [(0.5, flash), (0.5, flash)]

@@ -17,7 +17,7 @@ from typing import Protocol
 from PIL import Image, ImageDraw
 
 from display import layout
-from display.palette import Ink, mask, stamp
+from display.palette import Ink, Tiles, mask, stamp
 
 
 @dataclass(frozen=True)
@@ -104,7 +104,7 @@ class SceneLike(Protocol):
 class Scene:
     """Pages shown in turn (a static slide has one), plus strips and a clock on top."""
 
-    pages: tuple[tuple[float, Image.Image], ...]
+    pages: tuple[tuple[float, Image.Image | Tiles], ...]  # text pages are Tiles
     strips: tuple[Strip, ...] = ()
     clock: Clock | None = None
     mono: bool = False
@@ -134,7 +134,7 @@ class Scene:
             t -= duration
         return len(self.pages) - 1
 
-    def page(self, elapsed: float) -> Image.Image:
+    def page(self, elapsed: float) -> Image.Image | Tiles:
         return self.pages[self._at(elapsed)][1]
 
     def frame(self, elapsed: float, wall: float) -> Image.Image:
@@ -142,11 +142,14 @@ class Scene:
         i = self._at(elapsed)
         base = self.pages[i][1]
         palette = self.palettes[i] if self.palettes else None
-        if not self.strips and self.clock is None and palette is None:
+        if isinstance(base, Tiles):
+            image = base.image(palette)  # a new image: strips and clock go on it
+        elif not self.strips and self.clock is None and palette is None:
             return base
-        image = base.copy()
-        if palette is not None:
-            image.putpalette(palette)
+        else:
+            image = base.copy()
+            if palette is not None:
+                image.putpalette(palette)
         for strip in self.strips:
             image.paste(strip.crop(elapsed), strip.box[:2])
         if self.clock is not None:
