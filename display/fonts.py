@@ -115,7 +115,7 @@ def font_file(script: str, bold: bool = False, compact: bool = False) -> Path | 
 # A slide draws with three or four faces; the auto-fit's probes at other sizes are
 # measured once (`layout.width` and `layout._extent` cache the figures, not the faces)
 # and their faces evicted. Reopening one costs under a millisecond.
-FACES: Final = 8
+FACES: Final = 6
 
 
 @lru_cache(maxsize=FACES)

@@ -17,7 +17,7 @@ from typing import Final
 
 from PIL import Image
 
-BAND: Final = 64  # rows: 1920 x 64 RGB is 0.5 MB in Pillow
+BAND: Final = 32  # rows: 1920 x 32 RGB is 0.25 MB in Pillow
 
 
 def bands(

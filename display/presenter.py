@@ -1,7 +1,8 @@
 """Shows scenes on a board on time, in its own thread (the asyncio core never waits on a
 frame being drawn or written).
 
-`cue(scene, item=, at=)` prepares the scene's first frame at once and shows it at wall
+`cue(scene, item=, at=)` prepares the scene's first frame at once (a text slide's when
+due: it is composed from prepared tiles in about a millisecond) and shows it at wall
 time `at`, replacing whatever is shown then: there is never a blank frame between two
 slides, the board holds the last frame of one until the first frame of the next. Each
 first frame is reported through `on_shown` with the time it was actually written and
@@ -47,7 +48,9 @@ class _Cue:
     scene: SceneLike
     item: str | None
     at: float
-    first: Image.Image | None  # dropped once shown: the board holds it from then on
+    # Rendered at cue time, dropped once shown (the board holds it from then on); None
+    # for a scene whose frames are cheap to compose (`prerender` False): drawn when due.
+    first: Image.Image | None
 
 
 class Presenter:
@@ -105,9 +108,13 @@ class Presenter:
     def cue(self, scene: SceneLike, *, item: str | None, at: float | None = None) -> None:
         """Show `scene` from wall time `at` (now if None), dropping cues planned at or
         after `at`. Renders the first frame here, so call it ahead of time (and off the
-        event loop) for an on-time start."""
+        event loop) for an on-time start; except for a scene whose `prerender` is False
+        (text slides: their frames are composed from prepared tiles in a few ms), whose
+        first frame is composed when due."""
         when = self._wall() if at is None else at
-        first = scene.frame(0.0, when)
+        # A text slide's frame is composed from its tiles in a few ms: holding it from
+        # the cue on (up to PREROLL_S, 2 MB at 1080p) would cost more than drawing it.
+        first = scene.frame(0.0, when) if getattr(scene, "prerender", True) else None
         with self._lock:
             # A new plan supersedes whatever was planned from its time on.
             dropped = [c for c in self._pending if c.at >= when]
@@ -209,7 +216,8 @@ class Presenter:
 
     def _show_first(self, cue: _Cue) -> None:
         first, cue.first = cue.first, None
-        assert first is not None  # a cue is shown once (popped from `_pending`)
+        if first is None:
+            first = cue.scene.frame(0.0, cue.at)
         if self._write(first, cue.item, None):
             self._replace(cue)
             self._clock_text = None

@@ -122,6 +122,12 @@ class Scene:
         """Whether frames change more often than once a minute (marquee, ticker, flash)."""
         return bool(self.strips) or len(self.pages) > 1
 
+    @property
+    def prerender(self) -> bool:
+        """Whether the presenter should render the first frame when the scene is cued
+        rather than when it is due: not for tiled text pages, composed in a few ms."""
+        return not all(isinstance(page, Tiles) for _, page in self.pages)
+
     def _at(self, elapsed: float) -> int:
         """Index of the page shown `elapsed` seconds in."""
         if len(self.pages) == 1:
