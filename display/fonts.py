@@ -74,6 +74,11 @@ def script_of(ch: str) -> str | None:
     return None
 
 
+def latin_only(text: str) -> bool:
+    """Whether `text` holds no character of another script (its runs are all Latin)."""
+    return not _COMPLEX.search(text)
+
+
 def runs(text: str) -> Iterator[tuple[str, str]]:
     """Split `text` into (script, text) runs; neutral characters join the run before them."""
     if not _COMPLEX.search(text):  # fast path: Latin/Vietnamese only

@@ -39,6 +39,8 @@ def _extent(script: str, face: Face) -> tuple[int, int]:
 
 def line_extent(text: str, face: Face) -> tuple[int, int]:
     """(top, bottom) ink bounds around the baseline for a line of `text`."""
+    if fonts.latin_only(text):  # Vietnamese: no need to split the line into runs
+        return _extent("latin", face)
     scripts = {s for s, _ in fonts.runs(text)} or {"latin"}
     tops, bottoms = zip(*(_extent(s, face) for s in sorted(scripts)), strict=True)
     return min(tops), max(bottoms)

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Final
 
 from PIL import Image, ImageColor, ImageDraw
@@ -46,8 +47,8 @@ def rgb(colour: str | RGB) -> RGB:
     return r, g, b
 
 
-def ramp(fg: RGB, bg: RGB) -> list[RGB]:
-    """`LEVELS` blends from `bg` (index 0) to `fg`."""
+@lru_cache(maxsize=64)
+def _ramp(fg: RGB, bg: RGB) -> tuple[RGB, ...]:
     out = []
     for k in range(LEVELS):
         a = k / (LEVELS - 1)
@@ -58,7 +59,18 @@ def ramp(fg: RGB, bg: RGB) -> list[RGB]:
                 round(bg[2] + (fg[2] - bg[2]) * a),
             )
         )
-    return out
+    return tuple(out)
+
+
+def ramp(fg: RGB, bg: RGB) -> list[RGB]:
+    """`LEVELS` blends from `bg` (index 0) to `fg`."""
+    return list(_ramp(fg, bg))
+
+
+@lru_cache(maxsize=256)
+def _lut(base: int) -> tuple[int, ...]:
+    """Coverage 0-255 → the index of the nearest of `LEVELS` blends from `base` on."""
+    return tuple(base + (c * (LEVELS - 1) + 127) // 255 for c in range(256))
 
 
 @dataclass
@@ -88,8 +100,7 @@ class Palette:
                 self._take(LEVELS)
                 base = len(self.entries)
                 self.entries += ramp(f, b)
-                lut = tuple(base + (c * (LEVELS - 1) + 127) // 255 for c in range(256))
-                self._inks[(f, b)] = Ink(lut)
+                self._inks[(f, b)] = Ink(_lut(base))
         return self._inks[(f, b)]
 
     def reserve(self, n: int) -> int:

@@ -435,6 +435,9 @@ class BoardOutput(Output):
                 self._emergency -= 1
             if self._latest is pb:
                 self._cue_idle(self._wall() + IDLE_AFTER_S)
+                # Not kept once ended: it holds its slides' pages (an alert's 1080p text
+                # page and ticker) until the next playback (tests/playout/*_memory.py).
+                self._latest = None
 
     def _end(self, pb: Playback, outcome: str) -> None:
         if not isinstance(pb, BoardPlayback):
