@@ -20,13 +20,23 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
+import numpy as np
 from PIL import Image
 
 from agent.config import DisplayConfig
 from display.board import BoardError, fit_to
 from display.frames import bands
-from display.pixels import BYTES_PER_PIXEL, PixelFormat, from_format, rgb_array, to_format
+from display.pixels import (
+    BYTES_PER_PIXEL,
+    PixelFormat,
+    from_format,
+    palette_lut,
+    rgb_array,
+    to_format,
+)
 
+# Pillow raw packings of an RGBA band that give a 32 bpp format's bytes in memory.
+_PACK: Final[dict[str, str]] = {"XRGB8888": "BGRA", "XBGR8888": "RGBA"}
 FBIOGET_VSCREENINFO: Final = 0x4600
 FBIOGET_FSCREENINFO: Final = 0x4602
 # struct fb_var_screeninfo starts with 8 u32 then 4 bitfields of 3 u32 (red, green, blue,
@@ -116,17 +126,26 @@ class FramebufferBoard:
         row_bytes = g.width * BYTES_PER_PIXEL[g.fmt]
         sample: dict[int, bytes] = {}
         picks = {round(i * (g.height - 1) / 32) for i in range(33)} if rows is None else set()
+        # 32 bpp: Pillow packs each band (RGB or palette) straight into the screen's byte
+        # order, alpha 255 as X. RGB565: numpy, through the palette for a 'P' frame.
+        pack = _PACK.get(g.fmt)
+        lut = palette_lut(image, g.fmt) if pack is None and image.mode == "P" else None
         try:
-            for y, band in bands(image, top, bottom):
-                data = to_format(rgb_array(band), g.fmt)
+            for y, band in bands(image, top, bottom, keep_palette=True):
+                if pack is not None:
+                    raw = band.convert("RGBA").tobytes("raw", pack)
+                elif lut is not None and band.mode == "P":
+                    raw = lut[np.asarray(band)].tobytes()
+                else:
+                    raw = to_format(rgb_array(band), g.fmt).tobytes()
                 if g.stride == row_bytes:
-                    raw = data.tobytes()
                     os.pwrite(self._fd, raw, y * g.stride)
                     for p in picks.intersection(range(y, y + band.height)):
                         sample[p] = raw[(p - y) * row_bytes : (p - y + 1) * row_bytes]
                 else:  # padded rows: write row by row, leaving the padding alone
-                    for i, row in enumerate(data):
-                        os.pwrite(self._fd, row.tobytes(), (y + i) * g.stride)
+                    for i in range(band.height):
+                        row = raw[i * row_bytes : (i + 1) * row_bytes]
+                        os.pwrite(self._fd, row, (y + i) * g.stride)
         except OSError as e:
             self._ok = False
             self._sample = None

@@ -21,14 +21,16 @@ BAND: Final = 32  # rows: 1920 x 32 RGB is 0.25 MB in Pillow
 
 
 def bands(
-    image: Image.Image, top: int = 0, bottom: int | None = None
+    image: Image.Image, top: int = 0, bottom: int | None = None, *, keep_palette: bool = False
 ) -> Iterator[tuple[int, Image.Image]]:
-    """(first row, RGB band) for rows `top`..`bottom` of `image`, `BAND` rows at a time."""
+    """(first row, RGB band) for rows `top`..`bottom` of `image`, `BAND` rows at a time
+    (a 'P' band as it is with `keep_palette`)."""
     w, h = image.size
     end = h if bottom is None else bottom
     for y in range(top, end, BAND):
         band = image.crop((0, y, w, min(end, y + BAND)))
-        yield y, band if band.mode == "RGB" else band.convert("RGB")
+        keep = band.mode == "RGB" or (keep_palette and band.mode == "P")
+        yield y, band if keep else band.convert("RGB")
 
 
 def frame_sha256(image: Image.Image) -> str:

@@ -43,6 +43,16 @@ def to_format(rgb: npt.NDArray[np.uint8], fmt: PixelFormat) -> npt.NDArray[np.ui
     return out.reshape(h, w * 4)
 
 
+def palette_lut(image: Image.Image, fmt: PixelFormat) -> npt.NDArray[np.generic]:
+    """A 'P' image's 256 palette entries as `fmt` pixels (uint32 or uint16, one each):
+    `lut[indices]` converts a band of a palette frame with one lookup a pixel, exactly
+    as `to_format` would convert its RGB (which it is built with)."""
+    flat = (image.getpalette("RGB") or []) + [0] * 768
+    rgb = np.array(flat[:768], dtype=np.uint8).reshape(256, 1, 3)
+    packed = to_format(rgb, fmt)  # 256 rows of one pixel
+    return packed.view("<u4" if BYTES_PER_PIXEL[fmt] == 4 else "<u2").reshape(256)
+
+
 def from_format(raw: bytes, size: tuple[int, int], stride: int, fmt: PixelFormat) -> Image.Image:
     """Framebuffer bytes → RGB image (the inverse, for screenshots and tests)."""
     w, h = size
