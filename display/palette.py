@@ -11,9 +11,11 @@ Text is rasterised into an 'L' coverage mask (what FreeType's anti-aliasing give
 within 255 / (2·(LEVELS-1)) ≈ 2 of what drawing in RGB gives, per channel: the eye
 cannot tell, the golden images do not move. A 1-bit board's masks are 0 or 255, exact.
 
-Everything of one scene (its pages, ticker strip, clock) shares one `Palette`, so a
-frame is composed by pasting indices (a 'P' copy, a quarter of the RGB one) and a
-board converts it to its own pixels in bands of rows (display/frames.py).
+Everything of one scene (its pages, ticker strip, clock) shares one `Palette`. A text
+page is kept as `Tiles`, its background and the inked box of each line (drawn on a
+`Canvas`, line by line), not as a page-sized image; a frame is composed from them by
+pasting indices (a 2 MB 'P' image at 1080p, in about a millisecond) and a board
+converts it to its own pixels in bands of rows (display/frames.py).
 """
 
 from __future__ import annotations

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -11,7 +12,7 @@ from PIL import Image
 
 from agent.config import DisplayConfig
 from display.board import BoardError, open_board
-from display.framebuffer import FramebufferBoard
+from display.framebuffer import FramebufferBoard, Geometry
 from display.render import Style, image_scene, text_scene
 
 TZ = ZoneInfo("Asia/Ho_Chi_Minh")
@@ -89,6 +90,28 @@ def test_text_slide_reads_back_as_rendered(tmp_path: Path, bpp: int) -> None:
     # And the text is really there: yellow pixels on the blue background.
     yellow = (shown[..., 0] > 200) & (shown[..., 1] > 200) & (shown[..., 2] < 60)
     assert yellow.sum() > 500
+
+
+@pytest.mark.parametrize(("bpp", "fmt"), [(16, "RGB565"), (32, "XRGB8888"), (32, "XBGR8888")])
+def test_padded_rows_keep_their_padding(tmp_path: Path, bpp: int, fmt: str) -> None:
+    """A device whose line length is longer than its visible row (some HDMI modes): each
+    row lands at its own stride and the padding after it is left as it was."""
+    row = W * bpp // 8
+    stride = row + 64
+    path = tmp_path / "fb-padded"
+    path.write_bytes(b"\xab" * stride * H)
+    fd = os.open(path, os.O_RDWR)
+    board = FramebufferBoard(path, Geometry(W, H, stride, fmt), fd)  # type: ignore[arg-type]
+    try:
+        frame = text_scene("Ặ ễ Ữ ỗ", Style(background="#0000FF"), (W, H), TZ).frame(0, 0)
+        board.show(frame)
+        shown = np.asarray(board.read(), dtype=np.int16)
+    finally:
+        board.close()
+    want = np.asarray(frame.convert("RGB"), dtype=np.int16)
+    assert int(np.abs(shown - want).max()) <= (0 if bpp == 32 else 8)
+    data = path.read_bytes()
+    assert all(data[y * stride + row : (y + 1) * stride] == b"\xab" * 64 for y in range(H))
 
 
 def test_partial_rows_leave_the_rest_alone(tmp_path: Path) -> None:
