@@ -285,7 +285,8 @@ class BoardOutput(Output):
     def _slide(
         self, item_id: str, index: int, slide: Slide, by_sha: dict[str, Path]
     ) -> SlideSpec | None:
-        """Render (or, for a video, check) one slide; runs in a worker thread."""
+        """Render a text slide, check an image or video slide (those are rendered or
+        opened when cued); runs in a worker thread."""
         from display.render import image_scene, parse_style, text_scene
 
         size, mono = self._size(), self._mono()
@@ -303,15 +304,22 @@ class BoardOutput(Output):
             return None
         if slide.media.type.startswith("video/"):
             return self._video_slide(label, slide, path, style.background)
-        try:
+
+        def build() -> Any:
             Image.MAX_IMAGE_PIXELS = MAX_IMAGE_PIXELS
             with Image.open(path) as img:
+                img.draft("RGB", size)  # a JPEG decodes at the smallest scale >= the board
                 img.load()
-                scene = image_scene(img, style, size, mono=mono)
+                return image_scene(img, style, size, mono=mono)
+
+        try:
+            build()  # a broken file is refused now, before its slot
         except (OSError, Image.DecompressionBombError, ValueError) as e:
             self.emit("warning", "media_unplayable", f"{label}: not an image: {e}"[:200])
             return None
-        return SlideSpec(slide.duration_s, lambda: scene, label)
+        # Rendered again when cued (PREROLL_S ahead), not held from prepare: a 1080p
+        # photo page is 8 MB (Pillow RGB), an item of ten photos held 83 MB.
+        return SlideSpec(slide.duration_s, build, label)
 
     def _video_slide(self, label: str, slide: Slide, path: Path, bg: str) -> SlideSpec | None:
         from display.video import VideoError, VideoScene, probe, unplayable_reason

@@ -14,16 +14,18 @@ import asyncio
 import gc
 import weakref
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
+from PIL import Image
 from support.boards import frames
 from support.timing import until
 
 from agent.config import DisplayConfig
-from agent.model import AlertStart
+from agent.model import AlertStart, MediaRef, ScheduleItem, Slide
 from agent.playout.board import BoardOutput
 from display.palette import Tiles
 
@@ -81,3 +83,51 @@ def idle_after(folder: Path, item: str) -> bool:
     lines = frames(folder)
     shown = [i for i, f in enumerate(lines) if f["item"] == item]
     return bool(shown) and any(f["item"] is None for f in lines[shown[-1] :])
+
+
+def test_photo_slides_are_decoded_when_cued_and_a_broken_one_refused_at_prepare(
+    tmp_path: Path, no_gc: None
+) -> None:
+    """An item of photos holds no decoded page between prepare and its slot (each is an
+    8 MB RGB page at 1080p); they still show, letterboxed, and a broken file raises
+    `media_unplayable` when the item is prepared, not at its slot."""
+    folder = tmp_path / "frames"
+    cfg = DisplayConfig(kind="image-dir", path=str(folder), width=320, height=180)
+    events: list[Any] = []
+    card = tmp_path / "card.jpg"
+    Image.new("RGB", (400, 400), "#FF0000").save(card, quality=95)
+    broken = tmp_path / "broken.png"
+    broken.write_bytes(b"\x89PNG\r\n\x1a\n" + b"\0" * 64)
+    refs = [
+        MediaRef("https://cdn.example.vn/card.jpg", "a" * 64, card.stat().st_size, "image/jpeg"),
+        MediaRef("https://cdn.example.vn/broken.png", "b" * 64, 72, "image/png"),
+    ]
+    item = ScheduleItem(
+        id="photos", kind="slides", start=datetime.now(UTC),
+        slides=(Slide(duration_s=0.5, media=refs[0]), Slide(duration_s=0.5, media=refs[1])),
+    )  # fmt: skip
+
+    async def main() -> None:
+        board = BoardOutput(cfg, tz=TZ, emit=lambda *e: events.append(e))
+        await board.start()
+        try:
+            media = await board.prepare(item, [card, broken])
+            assert [e[1] for e in events] == ["media_unplayable"], events
+            assert "photos[1]" in events[0][2]
+            live = [o for o in gc.get_objects() if isinstance(o, Image.Image)]
+            assert all(im.size != (320, 180) or im.mode == "P" for im in live), live
+            pb = board.play(media)
+            await pb.done
+            assert pb.outcome == "completed"
+        finally:
+            await board.close()
+        shown = [f for f in frames(folder) if f["item"] == "photos"]
+        assert len(shown) >= 1
+        with Image.open(folder / shown[0]["file"]) as img:
+            first = img.convert("RGB")
+        # 400x400 red in 320x180: a red square in the middle, black bars each side.
+        r, g, b = first.getpixel((160, 90))
+        assert r > 240 and g < 16 and b < 16
+        assert first.getpixel((5, 90)) == (0, 0, 0)
+
+    asyncio.run(main())
