@@ -301,30 +301,19 @@ def image_scene(
     return Scene(((0.0, page),), mono=mono)
 
 
-_BANNER: Final = "banner"  # the reserved entries of the alert palette: background, ramp
-
-
-@lru_cache(maxsize=1)
-def _alert_layout() -> tuple[tuple[int, ...], int]:
-    """(the alert palette as built, index of its reserved banner entries)."""
-    palette = Palette()
-    banner = palette.reserve(1 + LEVELS)
-    palette.ink(ALERT_YELLOW, ALERT_RED)  # title and clock
-    palette.ink("#FFFFFF", ALERT_RED)  # text
-    palette.ink(ALERT_YELLOW, "#000000")  # ticker
-    palette.solid("#000000")
-    return tuple(palette.flat()), banner
+BANNER_ENTRIES: Final = 1 + LEVELS  # the alert palette's first entries: the banner's
 
 
 def _alert_palette() -> Palette:
     """The emergency scene's palette, built in a fixed order so that the cached banner
     page and each alert's text page, strip and clock index the same colours. Its first
-    1 + LEVELS entries are the banner's own (background, then the word's ramp)."""
+    `BANNER_ENTRIES` are the banner's own (background, then the word's ramp), filled
+    per colouring by `_banner`."""
     palette = Palette()
-    palette.reserve(1 + LEVELS)
-    palette.ink(ALERT_YELLOW, ALERT_RED)
-    palette.ink("#FFFFFF", ALERT_RED)
-    palette.ink(ALERT_YELLOW, "#000000")
+    palette.reserve(BANNER_ENTRIES)
+    palette.ink(ALERT_YELLOW, ALERT_RED)  # title and clock
+    palette.ink("#FFFFFF", ALERT_RED)  # text
+    palette.ink(ALERT_YELLOW, "#000000")  # ticker
     palette.solid("#000000")
     return palette
 
@@ -336,18 +325,23 @@ def _banner(word: str, size: tuple[int, int], mono: bool) -> tuple[Tiles, tuple[
     """The flashing banner: one page (the word) in two colourings, yellow on red and red
     on yellow, as palettes of the alert palette. The same for every alert on a board, so
     rendered once (an alert's first frame is then on the board sooner), and held once
-    (2 MB at 1080p): the two colourings differ only in the banner's own entries."""
+    (tiles of about 1 MB at 1080p): the colourings differ only in the banner's entries."""
     red, yellow = rgb(ALERT_RED), rgb(ALERT_YELLOW)
-    alone = Palette()  # background 0, the word's ramp 1..LEVELS
+    alone = Palette()
     scene = text_scene(word, Style(color=ALERT_YELLOW, background=ALERT_RED, bold=True),
                        size, UTC, mono=mono, palette=alone)  # fmt: skip
-    flat, base = _alert_layout()
     tiles = scene.pages[0][1]
     assert isinstance(tiles, Tiles)
-    page = tiles.remap([base + i for i in range(256)], flat)  # into the reserved entries
+    # Into the reserved entries: the background to 0, the word's ramp to 1..LEVELS.
+    lut = list(range(256))
+    lut[alone.solid(ALERT_RED)] = 0
+    ink = alone.ink(ALERT_YELLOW, ALERT_RED)
+    for k in range(LEVELS):
+        lut[ink.lut[0] + k] = 1 + k
+    page = tiles.remap(lut, tuple(_alert_palette().flat()))
     colourings = []
     for fg, bg in ((yellow, red), (red, yellow)):
-        entries = dict(enumerate([bg, *ramp(fg, bg)], start=base))
+        entries = dict(enumerate([bg, *ramp(fg, bg)]))
         colourings.append(tuple(_alert_palette().flat(entries)))
     return page, (colourings[0], colourings[1])
 
