@@ -2,8 +2,10 @@
 LED matrix or screen, with screen power, the frozen-output watchdog and frame proofs.
 
 - Media are `SlideShow`s: each slide pre-rendered into a scene when the item is
-  prepared (minutes ahead, in a thread), except videos, whose decoder process is
-  started one `PREROLL_S` before their slot so their first frame is ready on time.
+  prepared (minutes ahead, in a thread), except videos: preparing one warms a decoder
+  process (display/video.py `DecoderPool`), which is given the file one `PREROLL_S`
+  before the slot, decodes the first frame and waits paused, so the first frame is
+  shown on time and playback resumes from it at the slot.
   A video the board cannot decode in hardware raises the `media_unplayable` event at
   prepare time (before the slot) and is left out of the show.
 - `play()` cues each slide on the presenter at its exact wall time; the presenter
@@ -128,6 +130,7 @@ class BoardOutput(Output):
         self._task: asyncio.Task[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._shown_waiters: dict[str | None, list[asyncio.Future[Any]]] = {}
+        self._decoders: Any = None  # display.video.DecoderPool, once a video is prepared
 
     # ---- lifecycle ---------------------------------------------------------------------
 
@@ -193,6 +196,8 @@ class BoardOutput(Output):
             await asyncio.to_thread(self.presenter.stop)
         if self.board is not None:
             await asyncio.to_thread(self.board.close)
+        if self._decoders is not None:
+            await asyncio.to_thread(self._decoders.close)
 
     async def wait_ready(self, timeout: float) -> bool:
         return self.status().ok
@@ -314,7 +319,7 @@ class BoardOutput(Output):
         return SlideSpec(slide.duration_s, lambda: scene, label)
 
     def _video_slide(self, label: str, slide: Slide, path: Path, bg: str) -> SlideSpec | None:
-        from display.video import VideoError, VideoScene, probe, unplayable_reason
+        from display.video import DecoderPool, VideoError, VideoScene, probe, unplayable_reason
 
         try:
             info = probe(path)
@@ -326,9 +331,13 @@ class BoardOutput(Output):
             self.emit("warning", "media_unplayable", f"{label}: {why}"[:200])
             return None
         size = self._size()
+        if self._decoders is None:
+            self._decoders = DecoderPool()
+        pool = self._decoders
+        pool.warm()  # minutes ahead: at the slot only the file is opened
 
         def build() -> Any:
-            scene = VideoScene(path, info, size, bg)
+            scene = VideoScene(path, info, size, bg, pool=pool)
             scene.open()
             return scene
 

@@ -263,7 +263,9 @@ def test_playout_board_video_then_text_without_a_gap(tmp_path: Path) -> None:
             sha = "ef" * 32
             r.media[sha] = clip
             ref = MediaRef("https://cdn.example.vn/v.mp4", sha, clip.stat().st_size, "video/mp4")
-            t0 = time.time() + 3.0
+            # Far enough ahead for the item to be prepared (ffprobe, a decoder warmed)
+            # on a loaded machine: the promise is about the slot, not the set-up.
+            t0 = time.time() + 5.0
             r.schedule(
                 ScheduleItem(
                     id="promo",
@@ -275,13 +277,15 @@ def test_playout_board_video_then_text_without_a_gap(tmp_path: Path) -> None:
             await until(lambda: r.proofs_of("promo"), "promo proved", hang_s=30)
             (proof,) = r.proofs_of("promo")
             assert proof["outcome"] == "completed"
-            assert [
-                abs(f["at"] - (t0 + i * 2.0)) <= 0.050 for i, f in enumerate(proof["frames"])
-            ] == [
-                True,
-                True,
-            ]
             lines = [line for line in frames(r.folder) if line["item"] == "promo"]
+            # Each slide's first frame, found by its hash in the board's own record
+            # (frames.jsonl), within 50 ms of its planned time: the video pre-rolled
+            # (decoded, paused) before its slot, the text slide cued ahead.
+            for i, f in enumerate(proof["frames"]):
+                first = next(line for line in lines if line["sha256"] == f["sha256"])
+                late = first["t"] - (t0 + i * 2.0)
+                assert abs(late) <= 0.050, (i, late)
+                assert f["at"] >= first["t"]  # the proof's time is when it was written
             assert black_sha(SIZE) not in {line["sha256"] for line in frames(r.folder)}
             # The video's frames reached the board: SMPTE bars, letterboxed (320x240 in 320x180).
             first = Image.open(r.folder / lines[0]["file"]).convert("RGB")
