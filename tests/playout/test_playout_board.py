@@ -294,3 +294,50 @@ def test_playout_board_video_then_text_without_a_gap(tmp_path: Path) -> None:
             assert len(lines) >= 10  # frames kept coming while it played
 
     asyncio.run(main())
+
+
+def test_playout_board_relay_switches_the_screen_by_schedule_and_for_an_emergency(
+    tmp_path: Path,
+) -> None:
+    """power_control = "relay": a serial relay board (socat pty) opens outside on_hours,
+    closes for an emergency and opens again after; unplugged, it is an event and a
+    "failed" screen while the board and the speaker carry on."""
+    from support.ptys import PtyPair
+    from support.relay_sim import RelaySim
+
+    from agent.config import AmplifierConfig
+
+    on, off = bytes.fromhex("A00201A3"), bytes.fromhex("A00200A2")
+    now = datetime.now(TZ)
+    start = (now.hour + 6) % 24  # a two-hour on-span far from now: the screen is off
+    on_hours = QuietHours.parse(f"{start:02d}:00-{(start + 2) % 24:02d}:00")
+    port = tmp_path / "ttyUSB1"
+    relay = AmplifierConfig(kind="serial-relay", port=str(port), on_bytes=on, off_bytes=off)
+
+    async def main() -> None:
+        with PtyPair(port) as pair, RelaySim(pair.sim_end, on=on, off=off) as sim:
+            async with rig(tmp_path, on_hours=on_hours, power_control="relay", relay=relay) as r:
+                await until(lambda: r.board.heartbeat()["power"] == "off", "deliberately off")
+                hb = r.board.heartbeat()
+                assert hb["ok"] and hb["power_reason"] == "off_hours"
+                assert hb["power_control"] == "relay" and hb["power_error"] is None
+                await until(lambda: sim.bytes_seen() == off, "relay opened at start")
+                assert not sim.closed
+                result = await r.co.run_alert(AlertStart(alert_id="flood", text="Lũ", repeat=1))
+                assert result.ok, result
+                await until(lambda: r.board.heartbeat()["power"] == "off", "off again after")
+                await until(lambda: sim.bytes_seen() == off + on + off, "relay: off, on, off")
+                assert [line for line in frames(r.folder) if line["item"] == "alert:flood"]
+                assert not [e for e in r.events if e[1] == "display_power_failed"]
+
+                pair.vanish()  # the relay board is unplugged
+                await r.co.run_alert(AlertStart(alert_id="storm", text="Bão", repeat=1))
+                await until(lambda: r.board.heartbeat()["power"] == "failed", "failed screen")
+                hb = r.board.heartbeat()
+                assert "cannot switch on" in hb["power_error"] and hb["ok"]  # board still up
+                (event,) = [e for e in r.events if e[1] == "display_power_failed"]
+                assert event[0] == "error" and "relay on" in event[2]
+                assert [line for line in frames(r.folder) if line["item"] == "alert:storm"]
+                assert r.speaker.labels() == ["alert:flood", "alert:storm"]  # never silenced
+
+    asyncio.run(main())
