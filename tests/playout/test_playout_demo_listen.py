@@ -93,6 +93,7 @@ def test_route_plays_the_demo_sink_on_the_real_sink(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(900)  # the whole demo, on a machine the suites may be loading
 def test_demo_with_listen_and_no_speakers_still_completes(tmp_path: Path) -> None:
     """The whole demo (broker, console, agent) with `--listen` on this machine, which
     has no sound card: the clear sentence, then every scene, sound included, as without."""
