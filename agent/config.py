@@ -41,12 +41,12 @@ from agent.model import COMMAND_NAMES
 from agent.update import DEFAULT_PREFIX
 
 DisplayKind = Literal["none", "max7219", "framebuffer", "image-dir"]
-DisplayPower = Literal["none", "cec", "dpms"]
+DisplayPower = Literal["none", "cec", "dpms", "relay"]
 ClockTrust = Literal["auto", "always", "never"]
 Scheme = Literal["mqtt", "mqtts"]
 
 DISPLAY_KINDS: Final[tuple[DisplayKind, ...]] = ("none", "max7219", "framebuffer", "image-dir")
-DISPLAY_POWER: Final[tuple[DisplayPower, ...]] = ("none", "cec", "dpms")
+DISPLAY_POWER: Final[tuple[DisplayPower, ...]] = ("none", "cec", "dpms", "relay")
 VIDEO_CODECS: Final = ("h264", "hevc", "vp9", "av1", "mpeg2video", "mpeg4")
 _BRIGHTNESS_STEP: Final = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)=(\d{1,3})$")
 _SPIDEV: Final = re.compile(r"^/dev/spidev\d+\.\d+$")
@@ -211,11 +211,12 @@ class DisplayConfig:
     fps: int = 30  # animation frame rate (marquee, ticker, video)
     brightness: tuple[BrightnessStep, ...] = ()  # by time of day; empty = 100 %
     on_hours: QuietHours | None = None  # screen on inside this span, deliberately off outside
-    power_control: DisplayPower = "none"  # how the screen is switched: cec, dpms or none
+    power_control: DisplayPower = "none"  # how the screen is switched: cec, dpms, relay or none
     backlight: str = ""  # /sys/class/backlight/NAME; "" = the first one present, if any
     dark_in_quiet_hours: bool = False  # boards stay lit in [audio] quiet_hours unless true
     video_codecs: tuple[str, ...] = ("hevc",)  # decoded in hardware (Pi 5: HEVC only)
     video_max: tuple[int, int] = (1920, 1080)
+    relay: AmplifierConfig | None = None  # power_control = "relay": [display.relay]
 
 
 @dataclass(frozen=True, slots=True)
@@ -357,6 +358,7 @@ _KEYS: Final[Mapping[str, tuple[str, ...]]] = {
         "dark_in_quiet_hours",
         "video_codecs",
         "video_max",
+        "relay",
     ),
     "report": ("heartbeat_s",),
     "clock": ("trust",),
@@ -1036,6 +1038,7 @@ def _display(t: _Table, base: Path) -> DisplayConfig:
     if block_orientation not in (0, 90, -90, 180) and "block_orientation" not in t.failed:
         t.bad("block_orientation", f"must be 0, 90, -90 or 180, not {block_orientation}")
         block_orientation = 0
+    power_control = _enum(t, "power_control", "none", DISPLAY_POWER)
     return DisplayConfig(
         kind=cast(DisplayKind, kind),
         path=resolved,
@@ -1050,7 +1053,8 @@ def _display(t: _Table, base: Path) -> DisplayConfig:
         fps=t.integer("fps", 30, 1, 60),
         brightness=_brightness(t),
         on_hours=_span(t, "on_hours"),
-        power_control=_enum(t, "power_control", "none", DISPLAY_POWER),
+        power_control=power_control,
+        relay=_display_relay(t, power_control),
         backlight=t.text("backlight"),
         dark_in_quiet_hours=t.boolean("dark_in_quiet_hours", False),
         video_codecs=_video_codecs(t),
@@ -1157,6 +1161,8 @@ def _baud(t: _Table, default: int) -> int:
 
 
 def _amplifier(t: _Table) -> AmplifierConfig:
+    """[amplifier], and [display.relay] (a screen switched by the same kind of relay): the
+    same keys, read by this one function and checked by the drivers themselves."""
     kind = _enum(t, "kind", "none", AMPLIFIER_KINDS)
     port = t.text("port")
     line = t.integer("line", -1, 0, 1023)
@@ -1165,8 +1171,8 @@ def _amplifier(t: _Table) -> AmplifierConfig:
         kind=kind,
         port=port,
         baud=_baud(t, 9600),
-        on_bytes=_hex_bytes(t, "on_bytes", required=kind == "serial-relay"),
-        off_bytes=_hex_bytes(t, "off_bytes", required=kind == "serial-relay"),
+        on_bytes=_hex_bytes(t, "on_bytes", required=False),
+        off_bytes=_hex_bytes(t, "off_bytes", required=False),
         query_bytes=_hex_bytes(t, "query_bytes", required=False),
         on_reply=_hex_bytes(t, "on_reply", required=False),
         off_reply=_hex_bytes(t, "off_reply", required=False),
@@ -1174,24 +1180,63 @@ def _amplifier(t: _Table) -> AmplifierConfig:
         line=line,
         active_low=t.boolean("active_low", False),
     )
+    # Ask the driver what it accepts, so `config check` refuses what `run` would.
+    problems: dict[str, str] = {}
     if kind == "serial-relay":
-        if not port.strip() and "port" not in t.failed:
-            t.bad("port", "must name the relay board's serial port, e.g. /dev/serial/by-id/usb-…")
-        elif port.strip() and not port.startswith("/dev/") and not Path(port).is_absolute():
-            t.bad("port", f"{port!r} must be an absolute device path such as /dev/ttyUSB0")
-        if cfg.on_bytes and cfg.on_bytes == cfg.off_bytes:
-            t.bad("off_bytes", "is the same as on_bytes: the relay could never be told apart")
-        replies = (bool(cfg.on_reply), bool(cfg.off_reply))
-        if cfg.query_bytes and replies != (True, True):
-            t.bad("query_bytes", "needs both on_reply and off_reply to read the state back")
-        elif not cfg.query_bytes and any(replies):
-            t.bad("query_bytes", "missing: on_reply/off_reply are answers to a status query")
-    if kind == "gpio":
-        if not t.has("line") and "line" not in t.failed:
-            t.bad("line", "missing: the GPIO line offset on the chip (e.g. 17 for GPIO17)")
-        if not chip.startswith("/dev/gpiochip") and "chip" not in t.failed:
-            t.bad("chip", f"{chip!r} must be a GPIO character device such as /dev/gpiochip0")
+        from drivers.amp_serial import SerialRelayAmplifier
+
+        problems = SerialRelayAmplifier.settings_problems(
+            port=port, on_bytes=cfg.on_bytes, off_bytes=cfg.off_bytes,
+            query_bytes=cfg.query_bytes, on_reply=cfg.on_reply, off_reply=cfg.off_reply,
+        )  # fmt: skip
+    elif kind == "gpio":
+        from drivers.amp_gpio import GpioAmplifier
+
+        problems = GpioAmplifier.settings_problems(
+            chip=chip, line=line if t.has("line") else None
+        )
+    for key, why in problems.items():
+        if key not in t.failed:
+            t.bad(key, why)
     return cfg
+
+
+def _display_relay(t: _Table, power_control: str) -> AmplifierConfig | None:
+    """`[display.relay]`: the screen's power relay, for `power_control = "relay"`."""
+    data = t.data.get("relay")
+    if data is None:
+        if power_control == "relay" and "power_control" not in t.failed:
+            t.bad("relay", 'missing: power_control = "relay" needs a [display.relay] table '
+                  "(the [amplifier] keys: kind, port, on_bytes, ... or chip, line)")
+        return None
+    if not isinstance(data, dict):
+        t.bad("relay", f"must be a table ([display.relay]), not {_describe(data)}")
+        return None
+    if power_control != "relay":
+        t.bad("relay", f'is for power_control = "relay" only, not {power_control!r}')
+        return None
+    sub = _Table(t.problems, f"{t.where}.relay", data, _KEYS["amplifier"])
+    sub.check_unknown()
+    cfg = _amplifier(sub)
+    if cfg.kind == "none" and "kind" not in sub.failed:
+        sub.bad("kind", "must be serial-relay or gpio: the relay that switches the screen")
+        return None
+    return cfg
+
+
+def _relays_apart(
+    problems: _Problems, amp: AmplifierConfig, screen: AmplifierConfig | None
+) -> None:
+    """The screen's relay must not be the amplifier's own contact (each would switch the
+    other): same serial port with the same on bytes, or the same GPIO line."""
+    if screen is None or screen.kind != amp.kind:
+        return
+    if amp.kind == "serial-relay" and screen.port == amp.port and screen.on_bytes == amp.on_bytes:
+        problems.add("display.relay.on_bytes", "switches the same relay as [amplifier] "
+                     "(same port and on_bytes): the screen needs its own relay or channel")
+    if amp.kind == "gpio" and (screen.chip, screen.line) == (amp.chip, amp.line):
+        problems.add("display.relay.line", "is the [amplifier]'s GPIO line: the screen "
+                     "needs its own line")
 
 
 def _modem(t: _Table) -> ModemConfig:
@@ -1296,6 +1341,7 @@ def parse_config(text: str, source: Path, *, require_device_key: bool = True) ->
         modem=_modem(tables["modem"]),
         update=_update(tables["update"]),
     )
+    _relays_apart(problems, config.amplifier, config.display.relay)
     if problems.items:
         raise ConfigError(problems.items)
     return config

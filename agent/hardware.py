@@ -25,13 +25,13 @@ log = logging.getLogger(__name__)
 EventSink = Callable[[str, str, str], Awaitable[None]]
 
 
-def build_amplifier(cfg: AmplifierConfig) -> Amplifier | None:
-    """The configured amplifier switch; None for `kind = "none"` (nothing switched: the
-    engine then never waits for an amplifier lead)."""
+def build_relay(cfg: AmplifierConfig) -> Amplifier | None:
+    """The relay driver for `cfg` ([amplifier], or [display.relay] for a screen), not
+    switched yet; None for `kind = "none"`."""
     if cfg.kind == "serial-relay":
         from drivers.amp_serial import SerialRelayAmplifier
 
-        relay = SerialRelayAmplifier(
+        return SerialRelayAmplifier(
             cfg.port,
             baud=cfg.baud,
             on_bytes=cfg.on_bytes,
@@ -40,15 +40,23 @@ def build_amplifier(cfg: AmplifierConfig) -> Amplifier | None:
             on_reply=cfg.on_reply,
             off_reply=cfg.off_reply,
         )
-        # A relay left closed by a crash or power cut is opened now: the engine's timing
-        # starts from "off" and would otherwise leave the amplifier humming until sound.
-        relay.off()
-        return relay
     if cfg.kind == "gpio":
         from drivers.amp_gpio import GpioAmplifier, open_line
 
         return GpioAmplifier(open_line(cfg.chip, cfg.line, active_low=cfg.active_low))
     return None
+
+
+def build_amplifier(cfg: AmplifierConfig) -> Amplifier | None:
+    """The configured amplifier switch; None for `kind = "none"` (nothing switched: the
+    engine then never waits for an amplifier lead)."""
+    relay = build_relay(cfg)
+    if cfg.kind == "serial-relay" and relay is not None:
+        # A relay left closed by a crash or power cut is opened now: the engine's timing
+        # starts from "off" and would otherwise leave the amplifier humming until sound.
+        # (A GPIO line is requested inactive, which is the same.)
+        relay.off()
+    return relay
 
 
 class ModemService:

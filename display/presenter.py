@@ -82,6 +82,7 @@ class Presenter:
         self._last_write = monotonic()
         self._clock_text: str | None = None
         self._thread: threading.Thread | None = None
+        self._closers: list[threading.Thread] = []
         self._rows = "rows" in inspect.signature(board.show).parameters
 
     # ------------------------------------------------------------------ control
@@ -104,6 +105,8 @@ class Presenter:
             cue.scene.close()
         if self._current is not None:
             self._current.scene.close()
+        for closer in self._closers:
+            closer.join(timeout=5)
 
     def cue(self, scene: SceneLike, *, item: str | None, at: float | None = None) -> None:
         """Show `scene` from wall time `at` (now if None), dropping cues planned at or
@@ -219,9 +222,10 @@ class Presenter:
         if first is None:
             first = cue.scene.frame(0.0, cue.at)
         if self._write(first, cue.item, None):
+            written = self._wall()  # before anything else: this is when it was shown
             self._replace(cue)
             self._clock_text = None
-            shown = Shown(cue.item, cue.at, self._wall(), frame_sha256(first))
+            shown = Shown(cue.item, cue.at, written, frame_sha256(first))
             del first
             self._shown = shown
             if self._on_shown is not None:
@@ -235,7 +239,16 @@ class Presenter:
         old, self._current = self._current, cue
         cue.scene.begin()
         if old is not None and old.scene is not cue.scene:
-            old.scene.close()
+            self._retire(old.scene)
+
+    def _retire(self, scene: SceneLike) -> None:
+        """Close a scene no longer shown, off this thread: a video's decoder process takes
+        tens of ms to end (measured up to 180 ms under load), which must delay neither
+        the next slide's proof time nor its next frames."""
+        self._closers = [t for t in self._closers if t.is_alive()]
+        closer = threading.Thread(target=scene.close, name="scene-close", daemon=True)
+        closer.start()
+        self._closers.append(closer)
 
     def _tick(self, now: float) -> None:
         current = self._current

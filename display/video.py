@@ -6,18 +6,24 @@ own process (display/vlcframes.py), frames shown by the presenter like any scene
   (`[display] video_codecs`, `video_max`). A video the board can only decode in
   software (H.264 on a Raspberry Pi 5) would stutter on an LED wall: it gets a
   `media_unplayable` event at prefetch, before its slot, and is skipped.
-- `VideoScene.open()` starts the decoder and waits for the first frame (pre-roll), so
-  at the slot the first frame is already in memory: no black gap before a video.
+- `VideoScene.open()` hands the file to a decoder and waits for the first frame
+  (pre-roll); the decoder then pauses, so at the slot the first frame is already in
+  memory and `begin()` resumes playback on that frame: no black gap before a video,
+  nothing skipped after it. The decoder process comes warm from a `DecoderPool` (its
+  Python and libVLC already loaded), so a pre-roll costs only opening the file and
+  decoding one frame, not a process start that takes over a second on a loaded Pi.
 - The last frame stays on the board after the end until the next slide is cued.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -84,6 +90,67 @@ def unplayable_reason(
     return None
 
 
+def _spawn_decoder() -> subprocess.Popen[bytes]:
+    """A decoder process in warm mode (display/vlcframes.py): it loads libVLC, says
+    `WARM` and waits for a file."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "display.vlcframes"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+    )
+
+
+def _end(proc: subprocess.Popen[bytes]) -> None:
+    with contextlib.suppress(OSError):
+        if proc.stdin is not None:
+            proc.stdin.close()
+    try:
+        proc.wait(timeout=3)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+class DecoderPool:
+    """One decoder process kept warm for the next video slide.
+
+    `warm()` starts one if none is waiting (the board calls it when it prepares a video
+    slide, minutes ahead); `take()` hands the waiting one over (or starts one cold) and
+    warms the next, so consecutive videos each find one ready. Costs one idle process
+    (Python + libVLC) once the board has shown a video.
+    """
+
+    def __init__(self, spawn: Callable[[], subprocess.Popen[bytes]] = _spawn_decoder) -> None:
+        self._spawn = spawn
+        self._lock = threading.Lock()
+        self._spare: subprocess.Popen[bytes] | None = None
+        self._closed = False
+
+    def warm(self) -> None:
+        with self._lock:
+            if self._closed:
+                return
+            if self._spare is not None and self._spare.poll() is None:
+                return
+            self._spare = self._spawn()
+
+    def take(self) -> subprocess.Popen[bytes]:
+        with self._lock:
+            spare, self._spare = self._spare, None
+        if spare is None or spare.poll() is not None:
+            spare = self._spawn()
+        self.warm()
+        return spare
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            spare, self._spare = self._spare, None
+        if spare is not None:
+            _end(spare)
+
+
 def _contain(src: tuple[int, int], box: tuple[int, int]) -> tuple[int, int]:
     scale = min(box[0] / src[0], box[1] / src[1])
     # Even sizes: VLC's chroma converters want them.
@@ -99,12 +166,19 @@ class VideoScene:
     notes: tuple[str, ...] = ()
 
     def __init__(
-        self, path: Path, info: VideoInfo, size: tuple[int, int], background: str = "#000000"
+        self,
+        path: Path,
+        info: VideoInfo,
+        size: tuple[int, int],
+        background: str = "#000000",
+        *,
+        pool: DecoderPool | None = None,
     ) -> None:
         self.path = path
         self.info = info
         self._size = size
         self._background = background
+        self._pool = pool
         self._video_size = _contain((info.width, info.height), size)
         self._proc: subprocess.Popen[bytes] | None = None
         self._latest: Image.Image | None = None
@@ -119,14 +193,18 @@ class VideoScene:
         return self._size
 
     def open(self, timeout_s: float = 20.0) -> None:
-        """Start the decoder and wait for the first frame (VideoError if none comes)."""
+        """Hand the file to a (warm) decoder and wait for the first frame (VideoError if
+        none comes); the decoder then waits, paused, for `begin()`."""
         w, h = self._video_size
-        self._proc = subprocess.Popen(
-            [sys.executable, "-m", "display.vlcframes", str(self.path), str(w), str(h)],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-        )
+        self._proc = self._pool.take() if self._pool is not None else _spawn_decoder()
+        job = json.dumps({"path": str(self.path), "width": w, "height": h}) + "\n"
+        try:
+            assert self._proc.stdin is not None
+            self._proc.stdin.write(job.encode())
+            self._proc.stdin.flush()
+        except OSError:
+            self.close()
+            raise VideoError(f"{self.path.name}: the decoder process is gone") from None
         ready = threading.Event()
         threading.Thread(target=self._read, args=(ready,), daemon=True, name="video-read").start()
         if not ready.wait(timeout_s) or self._first is None:
@@ -147,7 +225,7 @@ class VideoScene:
         assert proc is not None and proc.stdout is not None
         n = self._video_size[0] * self._video_size[1] * 3
         try:
-            if proc.stdout.readline() != b"READY\n":
+            if proc.stdout.readline() != b"WARM\n" or proc.stdout.readline() != b"READY\n":
                 return
             while True:
                 raw = proc.stdout.read(n)
@@ -193,15 +271,5 @@ class VideoScene:
 
     def close(self) -> None:
         proc, self._proc = self._proc, None
-        if proc is None:
-            return
-        try:
-            if proc.stdin is not None:
-                proc.stdin.close()
-        except OSError:
-            pass
-        try:
-            proc.wait(timeout=3)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        if proc is not None:
+            _end(proc)

@@ -65,9 +65,22 @@ def open_line(chip: str, line: int, *, active_low: bool) -> GpioLine:
 
 
 class GpioAmplifier:
+    @staticmethod
+    def settings_problems(*, chip: str, line: int | None) -> dict[str, str]:
+        """What the driver would refuse, by setting (empty: all accepted); `line` None
+        when not configured. Asked by `tcs-agent config check` for `[amplifier]` and
+        `[display.relay]` alike."""
+        problems: dict[str, str] = {}
+        if line is None or line < 0:
+            problems["line"] = "missing: the GPIO line offset on the chip (e.g. 17 for GPIO17)"
+        if not chip.startswith("/dev/gpiochip"):
+            problems["chip"] = f"{chip!r} must be a GPIO character device such as /dev/gpiochip0"
+        return problems
+
     def __init__(self, line: GpioLine) -> None:
         self._line = line
         self._commanded = False
+        self.last_error: str | None = None  # why the last switch failed; None once one works
 
     @property
     def is_on(self) -> bool:
@@ -82,10 +95,14 @@ class GpioAmplifier:
         self._switch(False)
 
     def _switch(self, active: bool) -> None:
+        what = "on" if active else "off"
         try:
             self._line.set(active)
         except OSError as e:  # never raise into the audio engine; the state probe shows it
-            log.error("amplifier GPIO: cannot switch %s: %s", "on" if active else "off", e)
+            log.error("GPIO relay: cannot switch %s: %s", what, e)
+            self.last_error = f"GPIO line: cannot switch {what}: {e.strerror or e}"
+        else:
+            self.last_error = None
 
     def read_back(self) -> bool | None:
         try:

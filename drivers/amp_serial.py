@@ -7,7 +7,8 @@ the relay's real state is read back, otherwise only what was asked is known.
 
 A failed write never raises into the audio engine (a broken relay must not silence the
 speaker's bookkeeping, and the amplifier may well be wired always-on): it is logged,
-the port closed, and the next switch opens it again.
+the port closed, and the next switch opens it again; `last_error` says why until a
+switch succeeds (a screen switched by the same kind of relay reports it, drivers/screen.py).
 """
 
 from __future__ import annotations
@@ -22,6 +23,39 @@ log = logging.getLogger(__name__)
 
 
 class SerialRelayAmplifier:
+    @staticmethod
+    def settings_problems(
+        *,
+        port: str,
+        on_bytes: bytes,
+        off_bytes: bytes,
+        query_bytes: bytes = b"",
+        on_reply: bytes = b"",
+        off_reply: bytes = b"",
+    ) -> dict[str, str]:
+        """What the driver would refuse, by setting (empty: all accepted). `tcs-agent
+        config check` asks this for `[amplifier]` and `[display.relay]` alike."""
+        problems: dict[str, str] = {}
+        if not port.strip():
+            problems["port"] = (
+                "must name the relay board's serial port, e.g. /dev/serial/by-id/usb-…"
+            )
+        elif not port.startswith("/dev/") and not port.startswith("/"):
+            problems["port"] = f"{port!r} must be an absolute device path such as /dev/ttyUSB0"
+        missing = 'missing: the bytes that switch the relay, as hex (e.g. "A0 01 01 A2")'
+        if not on_bytes:
+            problems["on_bytes"] = missing
+        if not off_bytes:
+            problems["off_bytes"] = missing
+        elif on_bytes == off_bytes:
+            problems["off_bytes"] = "is the same as on_bytes: the relay could never be told apart"
+        replies = (bool(on_reply), bool(off_reply))
+        if query_bytes and replies != (True, True):
+            problems["query_bytes"] = "needs both on_reply and off_reply to read the state back"
+        elif not query_bytes and any(replies):
+            problems["query_bytes"] = "missing: on_reply/off_reply are answers to a status query"
+        return problems
+
     def __init__(
         self,
         port: str,
@@ -34,10 +68,12 @@ class SerialRelayAmplifier:
         off_reply: bytes = b"",
         timeout_s: float = 1.0,
     ) -> None:
-        if not on_bytes or not off_bytes or on_bytes == off_bytes:
-            raise ValueError("serial relay needs distinct, non-empty on and off byte sequences")
-        if query_bytes and not (on_reply and off_reply):
-            raise ValueError("a status query needs both on_reply and off_reply")
+        problems = self.settings_problems(
+            port=port, on_bytes=on_bytes, off_bytes=off_bytes, query_bytes=query_bytes,
+            on_reply=on_reply, off_reply=off_reply,
+        )  # fmt: skip
+        if problems:
+            raise ValueError("; ".join(f"serial relay {k} {v}" for k, v in problems.items()))
         import serial  # optional hardware library: imported only when configured
 
         self._serial = serial
@@ -53,6 +89,7 @@ class SerialRelayAmplifier:
         self.timeout_s = timeout_s
         self._port: Any = None
         self._commanded = False
+        self.last_error: str | None = None  # why the last switch failed; None once one works
 
     @property
     def is_on(self) -> bool:
@@ -91,8 +128,11 @@ class SerialRelayAmplifier:
             port.write(data)
             port.flush()
         except self._errors as e:
-            log.error("amplifier relay %s: cannot switch %s: %s", self.port, what, e)
+            log.error("relay %s: cannot switch %s: %s", self.port, what, e)
+            self.last_error = f"{self.port}: cannot switch {what}: {e}"
             self.close()
+        else:
+            self.last_error = None
 
     def read_back(self) -> bool | None:
         """The relay's state as the board reports it; None when it cannot say (no query,

@@ -14,6 +14,8 @@ from __future__ import annotations
 import logging
 import shutil
 import subprocess
+import threading
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -26,6 +28,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 Power = Literal["on", "off", "failed"]
+RETRY_S = 30.0  # a failed screen switch is tried again this often (an emergency: at once)
 
 
 class ScreenError(Exception):
@@ -138,6 +141,67 @@ class DpmsSwitch:
         self._write("4")
 
 
+class RelaySwitch:
+    """A relay in the screen's power lead, driven by the amplifier's relay drivers
+    (drivers/amp_serial.py, drivers/amp_gpio.py: one implementation of each board).
+
+    Those drivers never raise (a broken relay must not upset the audio engine); they
+    keep `last_error`, which is turned into a ScreenError here so that the screen is
+    reported "failed", not "off". Where the relay's state can be read back (a serial
+    board with a status query, a GPIO line), a relay that did not follow is a failure too.
+    """
+
+    name = "relay"
+
+    def __init__(self, relay: object) -> None:
+        self.relay = relay
+
+    def _switch(self, on: bool) -> None:
+        what = "on" if on else "off"
+        try:
+            getattr(self.relay, what)()
+        except Exception as e:  # a driver fault is the screen's failure, never the agent's
+            raise ScreenError(f"relay {what}: {e}") from None
+        error = getattr(self.relay, "last_error", None)
+        if error:
+            raise ScreenError(f"relay {what}: {error}")
+        if not getattr(self.relay, "can_read_back", True):
+            return
+        reader = getattr(self.relay, "read_back", None)
+        if callable(reader):
+            state = reader()
+            if state is None:
+                raise ScreenError(f"relay {what}: its state could not be read back")
+            if state is not on:
+                raise ScreenError(f"relay {what}: the relay reports {'on' if state else 'off'}")
+
+    def on(self) -> None:
+        self._switch(True)
+
+    def off(self) -> None:
+        self._switch(False)
+
+    def close(self) -> None:
+        close = getattr(self.relay, "close", None)
+        if callable(close):
+            close()
+
+
+class BrokenSwitch:
+    """A switch that could not be built (missing library, GPIO chip): every switch fails
+    with the reason, so the heartbeat says "failed" and why."""
+
+    def __init__(self, name: str, reason: str) -> None:
+        self.name = name
+        self.reason = reason
+
+    def on(self) -> None:
+        raise ScreenError(self.reason)
+
+    def off(self) -> None:
+        raise ScreenError(self.reason)
+
+
 class Backlight:
     """`/sys/class/backlight/NAME`: brightness as a percent of max_brightness."""
 
@@ -217,6 +281,8 @@ class ScreenPower:
         *,
         dimmer: Backlight | None = None,
         contrast: Callable[[int], None] | None = None,
+        retry_s: float = RETRY_S,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.switch = switch
         self.dimmer = dimmer
@@ -225,15 +291,30 @@ class ScreenPower:
         self.reason = ""
         self.brightness: int | None = None
         self.error: str | None = None
+        self._lock = threading.Lock()
+        self.retry_s = retry_s
+        self._mono = monotonic
+        self._failed_at = float("-inf")
 
     def apply(self, want: Wanted, base_contrast: int = 0x70) -> None:
+        # The watch round and an emergency's immediate switch-on may both get here from
+        # worker threads: one switch command at a time, each against the latest state.
+        with self._lock:
+            self._apply(want, base_contrast)
+
+    def _apply(self, want: Wanted, base_contrast: int) -> None:
         target: Power = "on" if want.on else "off"
-        if target != self.power:
+        # A failed switch is retried every `retry_s` (a CEC command or an unplugged relay
+        # costs seconds and a log line per try), at once for an emergency.
+        waiting = self.power == "failed" and self._mono() - self._failed_at < self.retry_s
+        if target != self.power and (not waiting or want.reason == "emergency"):
             try:
                 (self.switch.on if want.on else self.switch.off)()
             except ScreenError as e:
-                log.warning("screen %s: %s", target, e)
+                if str(e) != self.error:
+                    log.warning("screen %s: %s", target, e)
                 self.power, self.error = "failed", str(e)
+                self._failed_at = self._mono()
             else:
                 self.power, self.error = target, None
         self.reason = want.reason
@@ -254,6 +335,7 @@ class ScreenPower:
     def report(self) -> dict[str, object]:
         """For the heartbeat's `display`: power on/off(deliberate)/failed, why, brightness."""
         return {
+            "power_control": self.switch.name,
             "power": self.power,
             "power_reason": self.reason,
             "brightness": self.brightness,

@@ -6,6 +6,7 @@ commands (and forged ones) and shows what the device answers. Everything it make
 lives in ./run/demo (removed and made anew on each run).
 
     bash scripts/demo.sh            # installs what is needed, then runs this
+    bash scripts/demo.sh --listen   # ... and plays what the agent plays on your speakers
 """
 
 from __future__ import annotations
@@ -55,13 +56,22 @@ def run(
     return out
 
 
-def main(argv: list[str] | None = None) -> int:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--dir", type=Path, default=REPO / "run" / "demo")
     ap.add_argument(
         "--keep", action="store_true", help="leave broker and agent running; Ctrl-C stops"
     )
-    args = ap.parse_args(argv)
+    ap.add_argument(
+        "--listen",
+        action="store_true",
+        help="also play what the agent plays on this machine's real speakers, if it has some",
+    )
+    return ap.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
     work: Path = args.dir
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
@@ -80,7 +90,10 @@ def main(argv: list[str] | None = None) -> int:
     sound = _script("demo_sound")
     board = _script("demo_board")
     pulse, pulse_note = sound.start_pulse(work / "pulse")
+    listen: Any = None
     try:
+        if args.listen:
+            listen = _listen(pulse, pulse_note, sound.SINK)
         say("2. The province issues its emergency trust key (tcs-central keygen)")
         keys = work / "keys"
         out = run(
@@ -261,10 +274,25 @@ file = "devices.toml"
             except subprocess.TimeoutExpired:
                 agent_proc.kill()
         broker.stop()
+        if listen is not None:
+            listen.stop()
         if pulse is not None:
             pulse.stop()
         print(f"\ndemo: logs and files in {work}")
     return 0
+
+
+def _listen(pulse: Any, pulse_note: str, sink: str) -> Any:
+    """`--listen`: route the null sink's monitor to the real speakers (scripts/demo_listen.py),
+    or print why not; the demo carries on either way."""
+    if pulse is None:
+        print(f"   --listen: no sound in this demo ({pulse_note})", flush=True)
+        return None
+    listen, note = _script("demo_listen").start_listen(
+        f"{sink}.monitor", pulse.full_env(), dict(os.environ)
+    )
+    print(f"   {note}", flush=True)
+    return listen
 
 
 def _sound_scene(sound: Any, pulse: Any, console: list[str], watcher: list[str]) -> None:

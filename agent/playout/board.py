@@ -2,8 +2,10 @@
 LED matrix or screen, with screen power, the frozen-output watchdog and frame proofs.
 
 - Media are `SlideShow`s: each slide pre-rendered into a scene when the item is
-  prepared (minutes ahead, in a thread), except videos, whose decoder process is
-  started one `PREROLL_S` before their slot so their first frame is ready on time.
+  prepared (minutes ahead, in a thread), except videos: preparing one warms a decoder
+  process (display/video.py `DecoderPool`), which is given the file one `PREROLL_S`
+  before the slot, decodes the first frame and waits paused, so the first frame is
+  shown on time and playback resumes from it at the slot.
   A video the board cannot decode in hardware raises the `media_unplayable` event at
   prepare time (before the slot) and is left out of the show.
 - `play()` cues each slide on the presenter at its exact wall time; the presenter
@@ -128,6 +130,7 @@ class BoardOutput(Output):
         self._task: asyncio.Task[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._shown_waiters: dict[str | None, list[asyncio.Future[Any]]] = {}
+        self._decoders: Any = None  # display.video.DecoderPool, once a video is prepared
 
     # ---- lifecycle ---------------------------------------------------------------------
 
@@ -155,7 +158,12 @@ class BoardOutput(Output):
             on_shown=self._on_shown_threadsafe, on_problem=self._on_problem_threadsafe,
         )  # fmt: skip
         set_lit = getattr(board, "set_lit", None)
-        switch = MatrixSwitch(set_lit) if set_lit is not None else switch_for(self.config)
+        if self.config.power_control == "relay":
+            switch = self._relay_switch()
+        elif set_lit is not None:
+            switch = MatrixSwitch(set_lit)
+        else:
+            switch = switch_for(self.config)
         contrast = getattr(board, "set_contrast", None)
         dimmer = None
         if contrast is None and self.config.kind == "framebuffer":
@@ -177,6 +185,25 @@ class BoardOutput(Output):
         self._cue_idle(self._wall())
         return True
 
+    def _relay_switch(self) -> Any:
+        """The screen's relay ([display.relay]) through the amplifier's relay drivers; a
+        relay that cannot be opened is a failed screen switch and an event, never a
+        board or speaker that stops."""
+        from agent.hardware import build_relay
+        from drivers.screen import BrokenSwitch, RelaySwitch
+
+        relay_cfg = self.config.relay
+        try:
+            if relay_cfg is None:
+                raise ValueError("no [display.relay] configured")
+            relay = build_relay(relay_cfg)
+            if relay is None:
+                raise ValueError("[display.relay] kind is none")
+        except Exception as e:
+            self.emit("error", "display_power_failed", f"relay: {e}"[:200])
+            return BrokenSwitch("relay", f"relay unavailable: {e}")
+        return RelaySwitch(relay)
+
     def tasks(self) -> Sequence[asyncio.Task[None]]:
         """The watch task (watchdog, screen power, reopening), for the liveness registry."""
         return () if self._task is None else (self._task,)
@@ -193,6 +220,12 @@ class BoardOutput(Output):
             await asyncio.to_thread(self.presenter.stop)
         if self.board is not None:
             await asyncio.to_thread(self.board.close)
+        if self._decoders is not None:
+            await asyncio.to_thread(self._decoders.close)
+        close_switch = getattr(getattr(self.power, "switch", None), "close", None)
+        if callable(close_switch):  # the relay keeps its state: a restart does not blank
+            with contextlib.suppress(Exception):
+                await asyncio.to_thread(close_switch)
 
     async def wait_ready(self, timeout: float) -> bool:
         return self.status().ok
@@ -247,7 +280,26 @@ class BoardOutput(Output):
             local, on_hours=self.config.on_hours, steps=self.config.brightness,
             emergency=self._emergency > 0,
         )  # fmt: skip
-        await asyncio.to_thread(self.power.apply, want, self.config.contrast)
+        await self._apply(want)
+
+    async def _apply(self, want: Any) -> None:
+        """Apply a wanted screen state; a switch that fails is an event (once, until it
+        works again) and the state "failed" in the heartbeat, never an exception that
+        would stop the watch task, the board or the speaker. ScreenPower retries it."""
+        power = self.power
+        before = power.error
+        try:
+            await asyncio.to_thread(power.apply, want, self.config.contrast)
+        except Exception as e:  # pragma: no cover - ScreenPower catches ScreenError itself
+            log.exception("screen power")
+            power.power, power.error = "failed", f"{type(e).__name__}: {e}"
+        if power.error and not before:  # once per failure, not per retry or wording
+            self.emit(
+                "error", "display_power_failed",
+                f"{power.switch.name} {'on' if want.on else 'off'}: {power.error}"[:200],
+            )  # fmt: skip
+        elif before and not power.error:
+            self.emit("info", "display_power_restored", f"{power.switch.name}: {power.power}")
 
     async def _power_on_now(self) -> None:
         """An emergency switches the screen on at once, not at the next watch round."""
@@ -257,7 +309,7 @@ class BoardOutput(Output):
             return
         local = datetime.fromtimestamp(self._wall(), self.tz)
         want = wanted(local, on_hours=None, steps=(), emergency=True)
-        await asyncio.to_thread(self.power.apply, want, self.config.contrast)
+        await self._apply(want)
 
     # ---- preparing ---------------------------------------------------------------------
 
@@ -322,7 +374,7 @@ class BoardOutput(Output):
         return SlideSpec(slide.duration_s, build, label)
 
     def _video_slide(self, label: str, slide: Slide, path: Path, bg: str) -> SlideSpec | None:
-        from display.video import VideoError, VideoScene, probe, unplayable_reason
+        from display.video import DecoderPool, VideoError, VideoScene, probe, unplayable_reason
 
         try:
             info = probe(path)
@@ -334,9 +386,13 @@ class BoardOutput(Output):
             self.emit("warning", "media_unplayable", f"{label}: {why}"[:200])
             return None
         size = self._size()
+        if self._decoders is None:
+            self._decoders = DecoderPool()
+        pool = self._decoders
+        pool.warm()  # minutes ahead: at the slot only the file is opened
 
         def build() -> Any:
-            scene = VideoScene(path, info, size, bg)
+            scene = VideoScene(path, info, size, bg, pool=pool)
             scene.open()
             return scene
 

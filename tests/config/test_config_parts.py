@@ -10,6 +10,7 @@ import pytest
 from support.config import good_config_text
 
 from agent.config import Config, ConfigError, load_config, parse_config
+from agent.hardware import build_relay
 from agent.playout.wiring import speaker_output
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -21,6 +22,8 @@ def builds(cfg: Config) -> None:
     """Construct every configured output the way `run` does (without opening devices)."""
     if cfg.audio.output.strip().lower() != "none":
         speaker_output(cfg, lambda *_: None, None)
+    if cfg.display.relay is not None and cfg.display.relay.kind == "serial-relay":
+        build_relay(cfg.display.relay)  # the driver's own checks (GPIO would open a chip)
 
 
 def accepted_configs(tmp_path: Path) -> list[tuple[str, Config]]:
@@ -30,6 +33,12 @@ def accepted_configs(tmp_path: Path) -> list[tuple[str, Config]]:
         ("example", load_config(example_with_temp_paths(tmp_path))),
         ("good", parse_config(good, src)),
     ]
+    relay = (
+        '\n[display]\npower_control = "relay"\n[display.relay]\nkind = "serial-relay"\n'
+        'port = "/dev/ttyUSB1"\non_bytes = "A0 02 01 A3"\noff_bytes = "A0 02 00 A2"\n'
+        'query_bytes = "FF"\non_reply = "01"\noff_reply = "00"\n'
+    )
+    out.append(("screen-relay", parse_config(good + relay, src)))
     for rate in (8000, 16000, 22050, 32000, 44100, 48000):
         text = good.replace("[audio]\n", f"[audio]\nsample_rate = {rate}\n", 1)
         out.append((f"rate-{rate}", parse_config(text, src)))

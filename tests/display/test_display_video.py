@@ -113,3 +113,47 @@ def test_a_stalled_decoder_is_caught_by_the_watchdog(tmp_path: Path) -> None:
     finally:
         os.kill(proc.pid, signal.SIGCONT)
         presenter.stop()
+
+
+def ramp_clip(tmp_path: Path) -> Path:
+    """3 s at 25 fps, frame N a flat grey of level 16 + 2N (limited range): which frame
+    is shown can be read from any pixel."""
+    out = tmp_path / "ramp.mp4"
+    subprocess.run(
+        ["ffmpeg", "-hide_banner", "-loglevel", "error", "-y", "-f", "lavfi",
+         "-i", "nullsrc=s=64x48:r=25,geq=lum='16+2*N':cb=128:cr=128", "-t", "3",
+         "-c:v", "libx265", "-tag:v", "hvc1", "-x265-params", "log-level=error:lossless=1",
+         "-pix_fmt", "yuv420p", str(out)],
+        check=True,
+    )  # fmt: skip
+    return out
+
+
+def test_a_video_held_before_its_slot_plays_from_its_start(tmp_path: Path) -> None:
+    """Pre-rolled long before its slot (here 3.5 s, longer than the clip), the decoder
+    waits paused: at the slot the video plays from its first frames to its end, none
+    skipped (a decoder held without pausing ran its clock on and showed nothing more)."""
+    from display.video import DecoderPool
+
+    path = ramp_clip(tmp_path)
+    out = tmp_path / "frames"
+    board = ImageDirBoard(out, (64, 48))
+    pool = DecoderPool()
+    scene = VideoScene(path, probe(path), board.size, pool=pool)
+    presenter = Presenter(board, fps=25)
+    presenter.start()
+    try:
+        scene.open()
+        slot = time.time() + 3.5
+        presenter.cue(scene, item="ramp", at=slot)
+        poll(lambda: scene.ended.is_set(), timeout=30)
+    finally:
+        presenter.stop()
+        pool.close()
+    shown = frames(out)
+    levels = [Image.open(out / line["file"]).convert("L").getpixel((32, 24)) for line in shown]
+    assert shown[0]["t"] >= slot  # nothing shown before the slot
+    assert scene.frames >= 70  # the clip's 75 frames decoded after the slot, not skipped
+    assert levels == sorted(levels)  # in order
+    assert levels[1] - levels[0] <= 20  # resumed at its start, not seconds in
+    assert levels[-1] > 150  # ... and played to its end

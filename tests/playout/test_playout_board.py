@@ -263,7 +263,9 @@ def test_playout_board_video_then_text_without_a_gap(tmp_path: Path) -> None:
             sha = "ef" * 32
             r.media[sha] = clip
             ref = MediaRef("https://cdn.example.vn/v.mp4", sha, clip.stat().st_size, "video/mp4")
-            t0 = time.time() + 3.0
+            # Far enough ahead for the item to be prepared (ffprobe, a decoder warmed)
+            # on a loaded machine: the promise is about the slot, not the set-up.
+            t0 = time.time() + 5.0
             r.schedule(
                 ScheduleItem(
                     id="promo",
@@ -275,18 +277,67 @@ def test_playout_board_video_then_text_without_a_gap(tmp_path: Path) -> None:
             await until(lambda: r.proofs_of("promo"), "promo proved", hang_s=30)
             (proof,) = r.proofs_of("promo")
             assert proof["outcome"] == "completed"
-            assert [
-                abs(f["at"] - (t0 + i * 2.0)) <= 0.050 for i, f in enumerate(proof["frames"])
-            ] == [
-                True,
-                True,
-            ]
             lines = [line for line in frames(r.folder) if line["item"] == "promo"]
+            # Each slide's first frame, found by its hash in the board's own record
+            # (frames.jsonl), within 50 ms of its planned time: the video pre-rolled
+            # (decoded, paused) before its slot, the text slide cued ahead.
+            for i, f in enumerate(proof["frames"]):
+                first = next(line for line in lines if line["sha256"] == f["sha256"])
+                late = first["t"] - (t0 + i * 2.0)
+                assert abs(late) <= 0.050, (i, late)
+                assert f["at"] >= first["t"]  # the proof's time is when it was written
             assert black_sha(SIZE) not in {line["sha256"] for line in frames(r.folder)}
             # The video's frames reached the board: SMPTE bars, letterboxed (320x240 in 320x180).
             first = Image.open(r.folder / lines[0]["file"]).convert("RGB")
             assert first.getpixel((160 - 120 + 10, 60))[0] > 150  # the grey/white first bar
             assert first.getpixel((5, 60)) == (0, 0, 0)  # letterbox
             assert len(lines) >= 10  # frames kept coming while it played
+
+    asyncio.run(main())
+
+
+def test_playout_board_relay_switches_the_screen_by_schedule_and_for_an_emergency(
+    tmp_path: Path,
+) -> None:
+    """power_control = "relay": a serial relay board (socat pty) opens outside on_hours,
+    closes for an emergency and opens again after; unplugged, it is an event and a
+    "failed" screen while the board and the speaker carry on."""
+    from support.ptys import PtyPair
+    from support.relay_sim import RelaySim
+
+    from agent.config import AmplifierConfig
+
+    on, off = bytes.fromhex("A00201A3"), bytes.fromhex("A00200A2")
+    now = datetime.now(TZ)
+    start = (now.hour + 6) % 24  # a two-hour on-span far from now: the screen is off
+    on_hours = QuietHours.parse(f"{start:02d}:00-{(start + 2) % 24:02d}:00")
+    port = tmp_path / "ttyUSB1"
+    relay = AmplifierConfig(kind="serial-relay", port=str(port), on_bytes=on, off_bytes=off)
+
+    async def main() -> None:
+        with PtyPair(port) as pair, RelaySim(pair.sim_end, on=on, off=off) as sim:
+            async with rig(tmp_path, on_hours=on_hours, power_control="relay", relay=relay) as r:
+                await until(lambda: r.board.heartbeat()["power"] == "off", "deliberately off")
+                hb = r.board.heartbeat()
+                assert hb["ok"] and hb["power_reason"] == "off_hours"
+                assert hb["power_control"] == "relay" and hb["power_error"] is None
+                await until(lambda: sim.bytes_seen() == off, "relay opened at start")
+                assert not sim.closed
+                result = await r.co.run_alert(AlertStart(alert_id="flood", text="Lũ", repeat=1))
+                assert result.ok, result
+                await until(lambda: r.board.heartbeat()["power"] == "off", "off again after")
+                await until(lambda: sim.bytes_seen() == off + on + off, "relay: off, on, off")
+                assert [line for line in frames(r.folder) if line["item"] == "alert:flood"]
+                assert not [e for e in r.events if e[1] == "display_power_failed"]
+
+                pair.vanish()  # the relay board is unplugged
+                await r.co.run_alert(AlertStart(alert_id="storm", text="Bão", repeat=1))
+                await until(lambda: r.board.heartbeat()["power"] == "failed", "failed screen")
+                hb = r.board.heartbeat()
+                assert "cannot switch on" in hb["power_error"] and hb["ok"]  # board still up
+                (event,) = [e for e in r.events if e[1] == "display_power_failed"]
+                assert event[0] == "error" and "relay on" in event[2]
+                assert [line for line in frames(r.folder) if line["item"] == "alert:storm"]
+                assert r.speaker.labels() == ["alert:flood", "alert:storm"]  # never silenced
 
     asyncio.run(main())
