@@ -469,16 +469,21 @@ class BoardOutput(Output):
                 waiter = self._expect_shown(show.label)
                 self.presenter.cue(scene, item=show.label, at=max(slot, self._wall()))
                 del scene  # the presenter owns it now (see the `finally` below)
-                shown = await waiter
+                shown = await self._await_shown(waiter, show.label, end)
+                t = end
+                if shown is None:  # the screen refused the slide; the presenter said why
+                    continue
                 pb.extra["frames"].append({"at": shown.at, "sha256": shown.sha256})
                 if first:
                     pb.started(shown.at)
                     pb.extra["frame_sha256"] = shown.sha256
                     first = False
-                t = end
             await self._sleep_until(t)
             ended = self._wall()
-            pb.finish("completed", ended_wall=ended, played_ms=_ms(pb, ended))
+            if first:  # not one slide reached the screen: no proof of showing it
+                pb.finish("failed", "output_unavailable", ended_wall=ended)
+            else:
+                pb.finish("completed", ended_wall=ended, played_ms=_ms(pb, ended))
         except asyncio.CancelledError:
             ended = self._wall()
             pb.finish(
@@ -525,6 +530,26 @@ class BoardOutput(Output):
         return TestReport(False, f"test {pb.outcome}: {pb.reason}", "display_failed")
 
     # ---- presenter callbacks (from its thread) -----------------------------------------
+
+    async def _await_shown(
+        self, waiter: asyncio.Future[Any], label: str | None, until_wall: float
+    ) -> Any:
+        """The slide's first frame as shown, or None if the screen has not taken it by the
+        end of its slot. Bounded so that a dead screen cannot hold the board's programme
+        (or an alert) forever; the stale waiter is withdrawn so that it cannot swallow the
+        next slide's frame, which carries the same label."""
+        try:
+            return await asyncio.wait_for(
+                asyncio.shield(waiter), max(0.0, until_wall - self._wall())
+            )
+        except TimeoutError:
+            waiters = self._shown_waiters.get(label, [])
+            if waiter in waiters:
+                waiters.remove(waiter)
+            if not waiters:
+                self._shown_waiters.pop(label, None)
+            waiter.cancel()
+            return None
 
     def _expect_shown(self, label: str | None) -> asyncio.Future[Any]:
         fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()

@@ -341,3 +341,62 @@ def test_playout_board_relay_switches_the_screen_by_schedule_and_for_an_emergenc
                 assert r.speaker.labels() == ["alert:flood", "alert:storm"]  # never silenced
 
     asyncio.run(main())
+
+
+class FlakyScreen:
+    """Wraps the rig's real image-dir board: refuses writes while `dead`, or the first
+    `refuse_first` writes of one item, as a screen whose cable is pulled does. Anything
+    but `show` is passed straight through."""
+
+    def __init__(self, real: Any) -> None:
+        self.real = real
+        self.dead = False
+        self.refuse: dict[str, int] = {}
+        self.refused = 0
+
+    def show(self, image: Any, *, item: str | None = None, **kw: Any) -> None:
+        from display.board import BoardError
+
+        left = self.refuse.get(item or "", 0)
+        if self.dead or left:
+            if left:
+                self.refuse[item or ""] = left - 1
+            self.refused += 1
+            raise BoardError("screen unplugged (test)")
+        self.real.show(image, item=item, **kw)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.real, name)
+
+
+def test_playout_board_a_dead_screen_does_not_hold_the_programme(tmp_path: Path) -> None:
+    """A slide the screen refuses must not leave the board waiting for a frame that will
+    never be proved: the item ends at its time (failed, no frames) and the next item is
+    shown; a screen that refuses only a slide's first write still lets the item
+    complete with the frames that did reach it."""
+
+    async def main() -> None:
+        async with rig(tmp_path) as r:
+            screen = FlakyScreen(r.board.presenter.board)
+            r.board.presenter.board = screen
+            screen.dead = True
+            t0 = time.time() + 1.0
+            r.schedule(
+                slides_item("unseen", t0, "Một", "Hai"),
+                slides_item("seen", t0 + 2.5, "Ba", "Bốn"),
+            )
+            await until(lambda: r.proofs_of("unseen"), "unseen item ended", hang_s=30)
+            (unseen,) = r.proofs_of("unseen")
+            assert unseen["outcome"] == "failed", unseen
+            assert not unseen.get("frames")
+            assert any(e[1] == "display_failed" for e in r.events)
+            screen.dead = False
+            screen.refuse["seen"] = 1  # the first write of "Ba" fails, then the screen is back
+            await until(lambda: r.proofs_of("seen"), "seen item proved", hang_s=30)
+            (seen,) = r.proofs_of("seen")
+            assert seen["outcome"] == "completed", seen
+            shown = [line for line in frames(r.folder) if line["item"] == "seen"]
+            assert shown and seen["frames"][-1]["sha256"] == shown[-1]["sha256"]
+            assert r.speaker.labels() == []
+
+    asyncio.run(main())
