@@ -12,6 +12,7 @@ import httpx
 import pytest
 from support.http_media import Behaviour, MediaServer, corrupt
 from support.media_cache import files_under, make_ref, payload, run
+from support.timing import until
 
 from agent.cache.download import Downloader, FetchError
 from agent.cache.store import MediaCache
@@ -141,7 +142,8 @@ def test_server_restart_mid_download_resumes(server: MediaServer, cache: MediaCa
         # the test is about resuming, not about how the dice fell.
         d = downloader(cache, attempts=30, backoff_s=0.2, backoff_max_s=0.4)
         task = asyncio.create_task(d.fetch(ref))
-        await asyncio.sleep(0.3)
+        # Mid-download: once a first chunk is durable (so there is something to resume).
+        await until(lambda: any(p.durable > 0 for p in cache.partials()), "a durable chunk")
         await asyncio.to_thread(server.restart, 0.2)
         try:
             return await task

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from support.http_media import Behaviour, MediaServer
 from support.media_cache import Events, files_under, make_ref, payload, run
+from support.timing import until
 
 from agent.cache.download import Downloader, FetchError
 from agent.cache.store import STATS_MAX_AGE_S, MediaCache
@@ -179,7 +180,11 @@ def test_disk_filled_by_someone_else_mid_download(
         d = Downloader(cache, attempts=1, commit_bytes=64 * 1024)
         try:
             task = asyncio.create_task(d.fetch(ref))
-            await asyncio.sleep(0.15)
+            # Mid-download: its free-space check passed and bytes are being written.
+            await until(
+                lambda: any(p.stat().st_size > 0 for p in cache.partial_dir.glob("*.part")),
+                "the download writing",
+            )
             await asyncio.to_thread(hog)
             with pytest.raises(FetchError) as info:
                 await task

@@ -207,8 +207,10 @@ class ProofWatch:
         c.connect(broker.hostname, broker.port, keepalive=30, clean_start=False, properties=props)
         c.loop_start()
         assert up.wait(10), "watch client could not connect"
+        subscribed = threading.Event()
+        c.on_subscribe = lambda *_a: subscribed.set()
         c.subscribe(PROOF_TOPIC, qos=1)
-        time.sleep(0.2)
+        assert subscribed.wait(30), "watch subscription not granted"
         self.client = c
 
     def _on_message(self, _c: Any, _u: Any, m: paho.MQTTMessage) -> None:
