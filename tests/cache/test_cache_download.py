@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import itertools
 import stat
-import time
 from pathlib import Path
 
 import httpx
@@ -180,10 +179,11 @@ def test_http_500_forever_gives_a_clear_reason(server: MediaServer, cache: Media
 def test_hanging_server_times_out(server: MediaServer, cache: MediaCache) -> None:
     body = payload(SIZE)
     ref = make_ref(server.add("/hang", body, Behaviour(hang_after=50_000)), body)
-    t0 = time.monotonic()
     err = fetch_error(cache, ref, attempts=2)
+    # Given up by its read timeout, on each of its two attempts (a downloader that
+    # waited for the server instead would never have returned: pytest-timeout).
     assert "timed out" in err.reason
-    assert time.monotonic() - t0 < 5
+    assert len(server.served("/hang")) == 2
     assert not cache.has(ref.sha256)
 
 
