@@ -15,7 +15,7 @@ from typing import Any
 
 from agent.cache.download import Downloader
 from agent.cache.service import CacheService
-from agent.cache.store import MediaCache
+from agent.cache.store import STATS_MAX_AGE_S, MediaCache
 from agent.config import Config
 from agent.dispatch import Dispatcher, Outcome, Result
 from agent.model import MediaPrefetch, MediaRef, ScheduleItem
@@ -71,7 +71,8 @@ class MediaSide:
         self.service.want([(now, r) for r in refs], kind="alert")
 
     def heartbeat(self) -> dict[str, Any]:
-        stats = self.cache.stats()
+        # A recent count will do (see STATS_MAX_AGE_S): no 5,000-file walk every beat.
+        stats = self.cache.stats(max_age_s=STATS_MAX_AGE_S)
         return {"items": stats.items, "bytes": stats.bytes, "missing": self.service.missing_next()}
 
     def register(

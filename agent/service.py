@@ -166,6 +166,8 @@ async def _run(cfg: Config, stack: contextlib.AsyncExitStack) -> int:
         stack.push_async_callback(sound.stop)
         # Decoded audio and speech count in the cache quota; what plays is kept.
         media.cache.set_derived(storage / "pcm", sound.files_in_use)
+        # Media a schedule needs is decoded as soon as it is stored.
+        media.service.on_fetched = lambda _refs, s=sound: s.media_arrived()
     # Parts stop before the outputs they drive (the exit stack unwinds in reverse).
     stack.push_async_callback(parts.aclose)
 

@@ -4,9 +4,12 @@
 
 Runs the agent's loop-lag probe (agent/looplag.py: how late a 50 ms timer fires)
 while a heartbeat is built every second from a media cache holding `--files`
-objects plus as many derived files, and the state database: once with the beat
-built on the event loop (as before issue 8), once in a thread (as the agent does
-now). Prints p50 / p99 / max lateness in ms for both. Target: p99 <= 5 ms.
+objects plus as many derived files, and the state database: with the beat built on
+the event loop walking every file (as before issue 8), in a thread walking every file
+(session 3: the walk's ~100 ms of Python holds the GIL in 5 ms slices, so the loop's
+timers still wait), and in a thread counting as the agent does now (the last walk,
+reused while the cache changed nothing and it is under STATS_MAX_AGE_S old). Prints
+p50 / p99 / max lateness in ms for each. Target: p99 <= 5 ms.
 """
 
 from __future__ import annotations
@@ -19,12 +22,13 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from agent.cache.store import MediaCache  # noqa: E402
+from agent.cache.store import STATS_MAX_AGE_S, MediaCache  # noqa: E402
 from agent.clock import ClockStatus  # noqa: E402
 from agent.db import open_db  # noqa: E402
 from agent.heartbeat import Heartbeat, HeartbeatSources  # noqa: E402
@@ -82,25 +86,35 @@ def main() -> None:
         db = open_db(root / "state.db")
         outbox = Outbox(db, 64 << 20)
 
-        def cache_beat() -> dict[str, int]:
+        def walk_beat() -> dict[str, int]:
             st = cache.stats()
             return {"items": st.items, "bytes": st.bytes + sum(d.size for d in cache.derived())}
 
-        hb = Heartbeat(
-            HeartbeatSources(
-                storage_dir=root,
-                schedule_version=lambda: 1,
-                volume=lambda: 80,
-                clock=lambda: ClockStatus(True, "ntp"),
-                outbox=outbox.count,
-                cache=cache_beat,
+        def agent_beat() -> dict[str, int]:  # agent/media.py MediaSide.heartbeat
+            st = cache.stats(max_age_s=STATS_MAX_AGE_S)
+            return {"items": st.items, "bytes": st.bytes}
+
+        def heartbeat(cache_field: Callable[[], dict[str, int]]) -> Heartbeat:
+            return Heartbeat(
+                HeartbeatSources(
+                    storage_dir=root,
+                    schedule_version=lambda: 1,
+                    volume=lambda: 80,
+                    clock=lambda: ClockStatus(True, "ntp"),
+                    outbox=outbox.count,
+                    cache=cache_field,
+                )
             )
-        )
+
         print(f"loop lag, heartbeat every 1 s, {a.files} cached + {a.files} derived files, "
-              f"{a.seconds:.0f} s each; cpu count {os.cpu_count()}")  # fmt: skip
+              f"{a.seconds:.0f} s each; cpu count {os.cpu_count()}, "
+              f"load1 {os.getloadavg()[0]:.1f}")  # fmt: skip
+        walk, now = heartbeat(walk_beat), heartbeat(agent_beat)
         report("no heartbeat (baseline)", asyncio.run(measure(None, a.seconds, off_loop=True)))
-        report("beat on the loop (before)", asyncio.run(measure(hb, a.seconds, off_loop=False)))
-        report("beat in a thread (now)", asyncio.run(measure(hb, a.seconds, off_loop=True)))
+        report("beat on the loop (before)", asyncio.run(measure(walk, a.seconds, off_loop=False)))
+        report("walk in a thread (session 3)", asyncio.run(measure(walk, a.seconds, off_loop=True)))
+        report("recent count, thread (now)", asyncio.run(measure(now, a.seconds, off_loop=True)))
+        print(f"load1 after: {os.getloadavg()[0]:.1f}")
         db.close()
 
 

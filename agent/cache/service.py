@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import random
 import time
 from collections.abc import Callable, Iterable
@@ -25,6 +26,8 @@ from agent.cache.scrub import Scrubber
 from agent.cache.store import MediaCache
 from agent.model import MediaRef
 from agent.timeutil import rfc3339_ms
+
+log = logging.getLogger(__name__)
 
 SCHEDULE = "schedule"
 LAST_CALL = timedelta(minutes=5)
@@ -65,6 +68,9 @@ class CacheService:
         self._batch: asyncio.Task[None] | None = None
         self._batch_refs: set[str] = set()
         self._tasks: list[asyncio.Task[None]] = []
+        # Told which media a fetch stored (the outputs prepare them at once); set by
+        # the service once the outputs exist.
+        self.on_fetched: Callable[[list[MediaRef]], None] | None = None
         self.scrubber = Scrubber(
             cache,
             mb_per_min=scrub_mb_per_min,
@@ -191,6 +197,11 @@ class CacheService:
         report = await self.downloader.prefetch(todo)
         for ref in report.ok:
             self._failures.pop(ref.sha256, None)
+        if report.ok and self.on_fetched is not None:
+            try:
+                self.on_fetched(list(report.ok))
+            except Exception:  # a listener's fault must not stop the cache's watcher
+                log.exception("on_fetched listener failed")
         self._resume = [r for r in self._resume if not self.cache.has(r.sha256)]
         for ref, why in report.failed:
             count = self._failures.get(ref.sha256, (0, 0.0, ""))[0] + 1

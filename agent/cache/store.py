@@ -44,6 +44,11 @@ PINS_FILE = "pins.json"
 QUARANTINE_KEEP = 4
 MiB = 1 << 20
 TEMP_STALE_S = 3600.0  # a derived temp file older than this was left by a crash
+# The heartbeat's counts may be this old when nothing changed through this cache (a
+# change made by another process, e.g. the technician's CLI, shows within it): the
+# walk costs ~100 ms of Python per 5,000 objects, and a thread holding the GIL for
+# that long makes the event loop's timers late (bench/bench_loop_lag.py).
+STATS_MAX_AGE_S = 30.0
 SIDECAR_SLACK = 4096  # a partial's metadata file, so the quota holds to the byte
 
 
@@ -160,6 +165,10 @@ class MediaCache:
         self._last_event: dict[tuple[str, str], float] = {}
         self.derived_dir: Path | None = None
         self._in_use: Callable[[], set[Path]] = set
+        # Bumped by every change this cache makes to its objects; `stats(max_age_s)`
+        # reuses the last walk only while it is unchanged (threads read and bump it).
+        self._generation = 0
+        self._stats_memo: tuple[int, float, CacheStats] | None = None
 
     def set_derived(self, folder: Path, in_use: Callable[[], set[Path]]) -> None:
         """Count the files derived from media under `folder` (decoded audio, speech,
@@ -265,13 +274,26 @@ class MediaCache:
                     continue
                 yield StoredObject(entry.name, st.st_size, st.st_mtime)
 
-    def stats(self) -> CacheStats:
+    def stats(self, max_age_s: float = 0.0) -> CacheStats:
+        """Objects stored and their bytes. `max_age_s` > 0 allows the last count when
+        it is that recent and this cache changed nothing since (the heartbeat's way:
+        STATS_MAX_AGE_S); 0 always walks (quota decisions)."""
+        memo = self._stats_memo
+        now = time.monotonic()
+        if memo is not None and memo[0] == self._generation and now - memo[1] < max_age_s:
+            return memo[2]
+        generation = self._generation  # before the walk: a change during it is not lost
         items = 0
         total = 0
         for obj in self.objects():
             items += 1
             total += obj.size
-        return CacheStats(items, total)
+        result = CacheStats(items, total)
+        self._stats_memo = (generation, now, result)
+        return result
+
+    def _changed(self) -> None:
+        self._generation += 1
 
     def derived(self) -> list[DerivedFile]:
         """Every derived file (see `set_derived`), anywhere under its folder."""
@@ -424,6 +446,7 @@ class MediaCache:
         for path in self._eviction_candidates():
             with contextlib.suppress(FileNotFoundError):
                 path.unlink()  # (a file in use stays readable by whoever has it open)
+                self._changed()
                 if path.suffix == ".part":
                     path.with_suffix(".json").unlink(missing_ok=True)
             self._verified.pop(path.name, None)
@@ -469,6 +492,7 @@ class MediaCache:
         dest.parent.mkdir(parents=True, exist_ok=True)
         os.chmod(src, 0o444)  # an accidental write by a tool fails instead of corrupting
         os.replace(src, dest)
+        self._changed()
         fsync_dir(dest.parent)
         if created:
             fsync_dir(self.root)
@@ -525,6 +549,7 @@ class MediaCache:
             os.replace(src, dest)
         except FileNotFoundError:
             return
+        self._changed()
         with contextlib.suppress(OSError):
             fsync_dir(src.parent)
         kept = sorted(self.quarantine_dir.iterdir(), key=_mtime)

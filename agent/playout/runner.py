@@ -121,6 +121,7 @@ class Playout:
         self.live: LiveRelay | None = None  # set by wiring; VLC relays are planner sources
         self._wall_minus_mono: float | None = None  # to detect wall-clock steps
         self._prep_tried = float("-inf")  # monotonic time of the last look-ahead
+        self._prep_again = False  # media arrived while a look-ahead ran: one more after it
 
     # ---- lifecycle -------------------------------------------------------------
 
@@ -596,6 +597,14 @@ class Playout:
                 out.append(item)
         return out
 
+    def media_arrived(self) -> None:
+        """Media came into the cache: prepare what it lets sound soon now, rather than
+        at the next PREPARE_RETRY_S look (which stays the fallback)."""
+        if self._prep_task is not None and not self._prep_task.done():
+            self._prep_again = True
+        elif self._upcoming_unprepared():
+            self._prepare_soon()
+
     def _maybe_prepare(self) -> None:
         """Called while the loop sleeps: an item entered the look-ahead, or its media
         arrived in the cache since the last try; prepare it before its start."""
@@ -611,8 +620,12 @@ class Playout:
         """Decode the media of items sounding soon, so a start is never late for decoding."""
         self._prep_tried = self.d.mono()
         new = False
-        for item in self._upcoming_unprepared():
-            new = await self._prepare_item(item) is not None or new
+        again = True
+        while again:
+            self._prep_again = False
+            for item in self._upcoming_unprepared():
+                new = await self._prepare_item(item) is not None or new
+            again = self._prep_again
         if new:
             self.wake()  # durations may now be known
 

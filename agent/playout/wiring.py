@@ -121,6 +121,11 @@ class PlayoutSide:
             return 0 if s is None else s.args.priority
         return 0
 
+    def media_arrived(self) -> None:
+        """The cache stored new media: each loop prepares what now can sound soon."""
+        for lp in self.loops:
+            lp.media_arrived()
+
     def files_in_use(self) -> set[Path]:
         """Derived files the outputs need now (for the cache: never evicted)."""
         out: set[Path] = set()

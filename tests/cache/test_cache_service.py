@@ -190,3 +190,25 @@ def test_media_prefetch_reports_done_and_failed(
         assert [(r, why.split(":")[0]) for r, why in report.failed] == [(bad, "wrong content")]
 
     run(running(svc, body))
+
+
+def test_listener_told_of_stored_media_once_it_can_be_read(
+    tmp_path: Path, server: MediaServer, events: Events
+) -> None:
+    """What a schedule wants is announced as soon as it is stored (the outputs decode it
+    then, not at their next look), and only then: the listener can read it at once."""
+    body = payload(50_000, seed=5)
+    ref = make_ref(server.add("/news", body), body)
+    cache = MediaCache(tmp_path / "c", 10 << 20, emit_event=events)
+    svc = service(cache, Clock())
+    told: list[tuple[list[str], bool]] = []
+    svc.on_fetched = lambda refs: told.append(
+        ([r.sha256 for r in refs], all(cache.path_for(r.sha256) is not None for r in refs))
+    )
+
+    async def body_() -> None:
+        svc.want([(T0 + timedelta(minutes=5), ref)])
+        await until(lambda: bool(told))
+
+    run(running(svc, body_))
+    assert told == [([ref.sha256], True)]

@@ -13,9 +13,10 @@ from pathlib import Path
 import pytest
 from support.http_media import Behaviour, MediaServer
 from support.media_cache import Events, files_under, make_ref, payload, run
+from support.timing import until
 
 from agent.cache.download import Downloader, FetchError
-from agent.cache.store import MediaCache
+from agent.cache.store import STATS_MAX_AGE_S, MediaCache
 from agent.model import MediaRef
 
 
@@ -179,7 +180,11 @@ def test_disk_filled_by_someone_else_mid_download(
         d = Downloader(cache, attempts=1, commit_bytes=64 * 1024)
         try:
             task = asyncio.create_task(d.fetch(ref))
-            await asyncio.sleep(0.15)
+            # Mid-download: its free-space check passed and bytes are being written.
+            await until(
+                lambda: any(p.stat().st_size > 0 for p in cache.partial_dir.glob("*.part")),
+                "the download writing",
+            )
             await asyncio.to_thread(hog)
             with pytest.raises(FetchError) as info:
                 await task
@@ -191,3 +196,24 @@ def test_disk_filled_by_someone_else_mid_download(
     assert "disk full" in err.reason
     assert "disk_full" in events.codes()
     assert not cache.has(ref.sha256)
+
+
+def test_heartbeat_counts_follow_every_change_the_cache_makes(
+    cache: MediaCache, src: Path
+) -> None:
+    """The heartbeat may reuse a recent count (no walk of every file each beat), but a
+    file this cache stores, quarantines or evicts shows in the very next count; a file
+    removed behind its back shows at once where the quota is decided (a fresh walk)."""
+    beat = cache.stats(max_age_s=STATS_MAX_AGE_S)
+    a = put(cache, payload(1000, seed=1), src)
+    after_store = cache.stats(max_age_s=STATS_MAX_AGE_S)
+    assert (after_store.items, after_store.bytes) == (beat.items + 1, beat.bytes + 1000)
+    b = put(cache, payload(2000, seed=2), src)
+    assert cache.stats(max_age_s=STATS_MAX_AGE_S).items == beat.items + 2
+    cache.quarantine(a.sha256)
+    assert cache.stats(max_age_s=STATS_MAX_AGE_S).bytes == beat.bytes + 2000
+    path = cache.object_path(b.sha256)
+    os.chmod(path, 0o644)
+    path.unlink()  # a technician's rm
+    assert cache.stats().items == beat.items
+    assert cache.stats(max_age_s=STATS_MAX_AGE_S).items == beat.items

@@ -139,11 +139,9 @@ async def test_wait_ack_rejection_exits_3_with_json_lines(broker: Any, console: 
 
 
 async def test_wait_ack_without_any_ack_exits_4(broker: Any, console: Console) -> None:
-    started = time.monotonic()
     code, err, _ = await in_process(console, SendRequest(
         "device", "dev-0001", "status.request", {}, wait_ack_s=1.0, json_out=True))
     assert code == 4 and "no ack from dev-0001 within 1 s" in err
-    assert time.monotonic() - started < 8
 
 
 async def test_replay_tamper_sends_the_same_jti_twice_as_different_tokens(

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 from support.engine import Events, make_engine
 from support.pulse import PulseRig, programme_signal, write_wav
+from support.timing import poll, until
 
 from playback.decode import DecodeError, decode_to_pcm
 from playback.engine import AudioEngine, Voice
@@ -19,16 +20,6 @@ from playback.prepared import Prepared
 
 RATE = 48000
 pytestmark = pytest.mark.timeout(90)
-
-
-async def until(cond: object, timeout: float) -> float:
-    """Wait until cond() is true; return how long it took."""
-    t0 = time.monotonic()
-    while not cond():  # type: ignore[operator]
-        if time.monotonic() - t0 > timeout:
-            raise AssertionError(f"condition not met within {timeout} s")
-        await asyncio.sleep(0.02)
-    return time.monotonic() - t0
 
 
 async def play_recorded_then_stop(eng: AudioEngine, prepared: Prepared, pulse: PulseRig) -> Voice:
@@ -61,16 +52,14 @@ def test_hung_decoder_is_killed_at_its_deadline_and_reported(tmp_path: Path) -> 
     hung = ("sh", "-c", f"sleep 30 & sleep 31; : {marker} {{src}} {{dst}}")
 
     async def main() -> None:
-        t0 = time.monotonic()
         with pytest.raises(DecodeError) as ei:
             await decode_to_pcm(src, tmp_path / "pcm", rate=RATE, channels=1, timeout_s=1.0,
                                 command=hung)  # fmt: skip
-        assert time.monotonic() - t0 < 2.5
+        # Killed by its deadline (a decoder that ended by itself would not say so).
         assert ei.value.code == "decoder_timeout" and "killed after 1 s" in str(ei.value)
 
     asyncio.run(main())
-    time.sleep(0.2)
-    assert processes_with(marker) == []
+    poll(lambda: processes_with(marker) == [])  # the whole group is killed, then reaped
     assert not list((tmp_path / "pcm").glob("*"))  # nothing half-written left in the cache
 
 
@@ -98,11 +87,10 @@ def test_output_device_pulled_and_restored(pulse: PulseRig, tmp_path: Path) -> N
         await eng.start()
         long_p, short_p = await eng.prepare(wav), await eng.prepare(short)
         voice = eng.play(long_p)
-        await until(lambda: voice.first_sample_wall is not None, 5)
+        await until(lambda: voice.first_sample_wall is not None, "first sample")
         await asyncio.sleep(0.5)
         pulse.server.kill()  # the card is gone
-        took = await until(lambda: "audio_device_lost" in events.codes(), 5)
-        assert took < 3.0
+        await until(lambda: "audio_device_lost" in events.codes(), "device lost event")
         assert eng.status().ok is False and eng.status().device is None
         await asyncio.wait_for(voice.done, 5)
         assert voice.outcome == "failed" and voice.reason == "output_unavailable"
@@ -113,7 +101,7 @@ def test_output_device_pulled_and_restored(pulse: PulseRig, tmp_path: Path) -> N
         assert (v2.outcome, v2.reason) == ("failed", "output_unavailable")
 
         pulse.server.start()  # plugged back in
-        await until(lambda: eng.status().ok, 10)
+        await until(lambda: eng.status().ok, "device back")
         assert events.codes() == ["audio_device_lost", "audio_device_restored"]
         v3 = await play_recorded_then_stop(eng, short_p, pulse)
         assert v3.outcome == "completed"
@@ -133,9 +121,10 @@ def test_hung_player_is_killed_and_restarted(pulse: PulseRig, tmp_path: Path) ->
         proc = eng._proc
         assert proc is not None
         os.kill(proc.pid, signal.SIGSTOP)  # the player freezes (stuck in a driver call)
-        took = await until(lambda: events.codes() == ["audio_device_lost",
-                                                      "audio_device_restored"], 10)  # fmt: skip
-        assert took < 5.0
+        await until(
+            lambda: events.codes() == ["audio_device_lost", "audio_device_restored"],
+            "the frozen player killed and restarted",
+        )
         assert proc.returncode == -signal.SIGKILL
         v = await play_recorded_then_stop(eng, prepared, pulse)
         assert v.outcome == "completed"

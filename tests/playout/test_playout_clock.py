@@ -55,6 +55,16 @@ def _siren(seconds: float) -> npt.NDArray[np.float32]:
     return x.astype(np.float32)
 
 
+def _tone(seconds: float, hz: float = 1000.0) -> npt.NDArray[np.float32]:
+    """A pure tone: neither the news chord nor the siren's sweep."""
+    t = np.arange(round(seconds * RATE)) / RATE
+    x = 0.3 * np.sin(2 * np.pi * hz * t)
+    fade = RATE // 100
+    x[:fade] *= np.linspace(0, 1, fade)
+    x[-fade:] *= np.linspace(1, 0, fade)
+    return x.astype(np.float32)
+
+
 def _item_proofs(agent: AgentProc, province: Any, item_id: str) -> list[dict[str, Any]]:
     return [p for p in proofs(agent, province) if p.get("item_id") == item_id]
 
@@ -74,31 +84,41 @@ def test_playout_backward_jump_never_plays_twice(
     src = programme_signal(2.0)
     agent, province, _ = sound_agent(tmp_path / "a", broker)
     ref = place_in_cache(agent, write_wav(tmp_path / "news.wav", src))
+    marker = place_in_cache(agent, write_wav(tmp_path / "marker.wav", _tone(0.5)))
     with recording(agent, province, pulse) as rec:
         at = float(int(agent_clock.now()) + 4)
-        set_schedule(province, [item_at("news", ref, at)])
+        # The marker plays once the agent's clock has passed `at` a second time: the
+        # positive event after which a replay of the news would have been heard.
+        set_schedule(province, [item_at("news", ref, at), item_at("marker", marker, at + 8)])
         province.wait_for(lambda _m: len(_item_proofs(agent, province, "news")) >= 1, 20)
         played_real = at - agent_clock.offset
         # Back by 10 s (the clock was fast): the agent's clock is before `at` again, and
         # passes it again a few seconds later. (The step size does not matter to the
         # ledger; a small one keeps the test short.)
+        assert not _item_proofs(agent, province, "marker"), "the marker played before the step"
         agent_clock.step(-10.0)
         assert agent_clock.now() < at
         again_real = at - agent_clock.offset
-        time.sleep(max(0.0, again_real + 4.0 - time.time()))
-        rec.wait_silence_after(time.time())
+        marker_real = at + 8 - agent_clock.offset
+        province.wait_for(lambda _m: bool(_item_proofs(agent, province, "marker")), 40)
+        rec.wait_silence_after(marker_real + 1.0)
         log = agent.output()
     assert "wall clock stepped by -10" in log
     news = _item_proofs(agent, province, "news")
     assert [p["outcome"] for p in news] == ["completed"], news
     assert abs(parse_rfc3339(news[0]["started_at"]).timestamp() - at) < 0.05
+    assert [p["outcome"] for p in _item_proofs(agent, province, "marker")] == ["completed"]
     x = rec.samples
     heard = _heard_at(x, rec, src, played_real)
     assert abs(heard - played_real) < 0.05
-    # When the occurrence time came round again, nothing was heard at all.
+    # When the occurrence time came round again, nothing was heard at all until the
+    # marker, 8 s later (on the agent's clock).
     spans = [rec.wall_of(round(s * RATE)) for s, _e in audible_spans(x)]
-    assert spans and all(s < played_real + 2.5 for s in spans), (spans, again_real)
-    assert float(np.max(np.abs(x[rec.index_of(again_real - 1.0) :]))) < 1e-3
+    assert spans and all(s < played_real + 2.5 or s > marker_real - 0.1 for s in spans), (
+        spans, again_real, marker_real,
+    )  # fmt: skip
+    quiet = x[rec.index_of(again_real - 1.0) : rec.index_of(marker_real - 0.1)]
+    assert float(np.max(np.abs(quiet))) < 1e-3
 
 
 def test_playout_forward_jump_skips_once_and_loses_no_emergency(
@@ -109,13 +129,17 @@ def test_playout_forward_jump_skips_once_and_loses_no_emergency(
     agent, province, _ = sound_agent(tmp_path / "a", broker)
     news = place_in_cache(agent, write_wav(tmp_path / "news.wav", news_src))
     siren = place_in_cache(agent, write_wav(tmp_path / "siren.wav", siren_src))
+    marker = place_in_cache(agent, write_wav(tmp_path / "marker.wav", _tone(0.5)))
     with recording(agent, province, pulse) as rec:
         t0 = float(int(agent_clock.now()))
+        # The marker is not jumped over: it plays after everything the jump caused,
+        # the positive event after which a second skip proof would have come.
         set_schedule(province, [
             item_at("news", news, t0 + 30, window_s=5),
             item_at("siren", siren, t0 + 40, window_s=5, priority=95, resume="restart"),
+            item_at("marker", marker, t0 + 128),
         ])  # fmt: skip
-        time.sleep(1.0)
+        # The accepted ack means every playout loop holds the schedule (set before it).
         jumped_real = time.time()
         agent_clock.step(120.0)  # the clock was slow: both windows are now behind it
         sent_real = time.time()
@@ -132,7 +156,7 @@ def test_playout_forward_jump_skips_once_and_loses_no_emergency(
             20,
         )
         province.wait_for(lambda _m: bool(_item_proofs(agent, province, "news")), 10)
-        time.sleep(1.0)  # a second skip proof, if any, would come with the first
+        province.wait_for(lambda _m: bool(_item_proofs(agent, province, "marker")), 40)
         rec.wait_silence_after(time.time())
     x = rec.samples
     # The normal item: never heard, exactly one skip proof.
@@ -146,7 +170,11 @@ def test_playout_forward_jump_skips_once_and_loses_no_emergency(
     spans = [
         (rec.wall_of(round(a * RATE)), rec.wall_of(round(b * RATE))) for a, b in audible_spans(x)
     ]
-    assert spans and jumped_real < spans[0][0] < sent_real + 1.0, (spans, sent_real)
+    # (When it sounded is when the agent says it started it: how soon after the send is
+    # the latency benchmark's business, not a loaded machine's test.)
+    alert_real = parse_rfc3339(alert["started_at"]).timestamp() - agent_clock.offset
+    assert spans and sent_real < spans[0][0], (spans, sent_real)
+    assert abs(spans[0][0] - alert_real) < 0.05, (spans[0][0], alert_real)
     # The emergency item jumped over: played late, in full, after the alert.
     sirens = _item_proofs(agent, province, "siren")
     assert sirens[-1]["outcome"] in ("completed", "resumed"), sirens
@@ -179,8 +207,10 @@ class ProofWatch:
         c.connect(broker.hostname, broker.port, keepalive=30, clean_start=False, properties=props)
         c.loop_start()
         assert up.wait(10), "watch client could not connect"
+        subscribed = threading.Event()
+        c.on_subscribe = lambda *_a: subscribed.set()
         c.subscribe(PROOF_TOPIC, qos=1)
-        time.sleep(0.2)
+        assert subscribed.wait(30), "watch subscription not granted"
         self.client = c
 
     def _on_message(self, _c: Any, _u: Any, m: paho.MQTTMessage) -> None:

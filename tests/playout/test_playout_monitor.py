@@ -12,10 +12,14 @@ import time
 from pathlib import Path
 from typing import Any
 
-from support.agentproc import Province
+from support.agentproc import Msg, Province
 from support.live_streams import ToneStream
-from support.playout import DEVICE, proofs, sound_agent, wait_online
+from support.playout import DEVICE, proofs, recording, sound_agent, wait_online
 from support.pulse import SINK, PulseRig
+from support.recorded import wait_audible, wait_sounded
+from support.timing import poll
+
+from agent.timeutil import parse_rfc3339
 
 MONITOR = 'monitor = "pulse"\n'
 
@@ -105,32 +109,24 @@ def test_playout_monitor_live_relay_in_heartbeat_and_heard(
 ) -> None:
     _pactl(pulse, "set-default-source", f"{SINK}.monitor")
     agent, province, _ = sound_agent(tmp_path / "a", broker, extra_audio=MONITOR)
-    with agent:
-        wait_online(province)
+    with recording(agent, province, pulse) as rec:
         live = province.send(
             DEVICE, "live.start", {"session_id": "radio-hb", "url": stream.url, "priority": 30}
         )
         province.wait_ack(live, status="accepted", timeout=20)
-        time.sleep(4.0)  # VLC takes a second or two to buffer before it sounds
+        # VLC buffers before it sounds: ask once the sink has heard the relay a while.
+        wait_sounded(rec, 2.5, after=wait_audible(rec))
         t_ask = time.time()
         province.send(DEVICE, "status.request", {})
-        hb = province.wait_for(
-            lambda m: m.topic.endswith("/hb") and m.json()["at"] >= _iso_floor(t_ask), timeout=10
-        ).json()
+        hb = province.wait_for(lambda m: _hb_after(m, t_ask), timeout=10).json()
         stop = province.send(DEVICE, "live.stop", {"session_id": "radio-hb"})
         province.wait_ack(live, status="done", timeout=10)
         province.wait_ack(stop, status="done", timeout=10)
-        t_after = time.time() + 1.0
-        time.sleep(1.0)
+        # Once the relay's session is done, the very next heartbeat says nothing plays.
+        t_after = time.time()
         province.send(DEVICE, "status.request", {})
-        after = province.wait_for(
-            lambda m: m.topic.endswith("/hb") and m.json()["at"] >= _iso_floor(t_after),
-            timeout=10,
-        ).json()
-        deadline = time.monotonic() + 10
-        while not (relayed := [p for p in proofs(agent, province) if p.get("session_id")]):
-            assert time.monotonic() < deadline, "no live proof"
-            time.sleep(0.1)
+        after = province.wait_for(lambda m: _hb_after(m, t_after), timeout=10).json()
+        relayed = poll(lambda: [p for p in proofs(agent, province) if p.get("session_id")])
     playing = hb["playing"]
     assert playing is not None, hb
     assert playing["item_id"] == "radio-hb" and playing["kind"] == "live"
@@ -145,10 +141,7 @@ def test_playout_monitor_live_relay_in_heartbeat_and_heard(
     assert -25 < proof["heard_dbfs"] < -8, proof
 
 
-def _iso_floor(wall: float) -> str:
-    """An RFC 3339 string (agent's timezone) that sorts before any heartbeat after `wall`."""
-    from zoneinfo import ZoneInfo
-
-    from agent.timeutil import rfc3339_ms
-
-    return rfc3339_ms(wall - 0.5, ZoneInfo("Asia/Ho_Chi_Minh"))
+def _hb_after(m: Msg, wall: float) -> bool:
+    """A heartbeat the agent built after `wall` (same machine, same clock; its `at` is
+    to the millisecond)."""
+    return m.topic.endswith("/hb") and parse_rfc3339(m.json()["at"]).timestamp() >= wall - 0.001

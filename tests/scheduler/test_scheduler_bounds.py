@@ -99,9 +99,9 @@ def _accepted(raw: dict[str, Any]) -> ScheduleItem | None:
 
 
 def _cpu(fn: Any) -> float:
-    # A full collection of hypothesis's own garbage must not be billed to the call:
-    # collect first, and keep the collector out of the measured span.
-    gc.collect()
+    # A collection of hypothesis's own garbage must not be billed to the call: the
+    # collector is kept out of the measured span. (No gc.collect() first: in a full
+    # suite's heap one costs ~80 ms, 3,600 of them made this test 5 minutes long.)
     gc.disable()
     try:
         t0 = time.process_time()

@@ -234,10 +234,20 @@ class Province:
         sock = c.socket()
         if sock is not None:  # no Nagle delay on our small commands
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        for t in ("state", "hb", "ack", "proof", "event"):
-            c.subscribe(f"tcs/v1/dev/+/{t}", qos=1)
-        time.sleep(0.2)
+        # Every subscription granted (SUBACK) before the test goes on: nothing the
+        # device says afterwards is missed, however slow the broker is to answer.
+        granted: set[int] = set()
+        c.on_subscribe = lambda _c, _u, mid, *_a: self._granted(granted, mid)
+        mids = {c.subscribe(f"tcs/v1/dev/+/{t}", qos=1)[1]
+                for t in ("state", "hb", "ack", "proof", "event")}  # fmt: skip
+        with self._cond:
+            assert self._cond.wait_for(lambda: mids <= granted, 30), "subscriptions not granted"
         self.client = c
+
+    def _granted(self, granted: set[int], mid: int) -> None:
+        with self._cond:
+            granted.add(mid)
+            self._cond.notify_all()
 
     def _on_message(self, _c: Any, _u: Any, m: paho.MQTTMessage) -> None:
         with self._cond:

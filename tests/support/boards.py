@@ -2,30 +2,14 @@
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 from PIL import Image
+from support.timing import poll as poll  # the one polling helper, re-exported
 
 from display.frames import frame_sha256
 from display.imagedir import read_frames
-
-T = TypeVar("T")
-
-
-def poll(check: Callable[[], T | None], timeout: float = 20.0, every: float = 0.01) -> T:
-    """Call `check` until it returns something truthy; fail after `timeout` (a guard
-    against hanging, not a speed requirement)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout} s: {check}")
-        time.sleep(every)
 
 
 def frames(folder: Path) -> list[dict[str, Any]]:

@@ -2,7 +2,9 @@
 
 Use: `with recorded_agent(tmp_path, broker, pulse) as (agent, province, rec):`, then
 `jti = send_accepted(province, "alert.start", {...}, timeout=30)` and
-`heard = wait_audible(rec)`, or `jti = start_long_alert(province, rec, "fire-1")`."""
+`heard = wait_audible(rec)`, or `jti = start_long_alert(province, rec, "fire-1")`;
+`wait_sounded(rec, 3.0, after=heard)` instead of "sleep 3 s while it plays": the wait
+is measured on the sink's own recording, so a loaded machine slows it, never fails it."""
 
 from __future__ import annotations
 
@@ -13,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from support.agentproc import AgentProc, Province
-from support.playout import DEVICE, recording, sound_agent
+from support.playout import DEVICE, audible_spans, recording, sound_agent
 from support.pulse import PulseRig, Recorder
 
 ALERT_TEXT = "Thông báo khẩn cấp: bão số 9 đổ bộ"
@@ -59,3 +61,25 @@ def wait_audible(rec: Recorder, after: float | None = None, timeout: float = 30)
             return heard
         time.sleep(0.05)
     raise AssertionError("nothing was heard at the null sink")
+
+
+def sounded_s(rec: Recorder, after: float, min_gap_s: float = 0.3) -> float:
+    """Seconds of sound (above -45 dBFS, gaps under `min_gap_s` bridged) the sink has
+    recorded since wall time `after`."""
+    x = rec.samples[max(0, rec.index_of(after)) :]
+    return sum(e - s for s, e in audible_spans(x, min_gap_s=min_gap_s))
+
+
+def wait_sounded(rec: Recorder, seconds: float, after: float, timeout: float = 60) -> float:
+    """Wall time by which the sink has recorded `seconds` of sound since `after`.
+
+    `timeout` only guards against a hung test (what plays must play that long)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if sounded_s(rec, after) >= seconds:
+            return time.time()
+        time.sleep(0.2)  # each look copies the whole recording: not too often
+    raise AssertionError(
+        f"the sink recorded {sounded_s(rec, after):.2f} s of sound after {after:.3f}, "
+        f"not {seconds:g} s"
+    )

@@ -11,6 +11,7 @@ the signal is expected.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable
 from typing import TypeVar
 
@@ -70,3 +71,16 @@ async def until(pred: Callable[[], T | bool | None], what: str, hang_s: float = 
         if loop.time() > give_up:
             raise AssertionError(f"never happened: {what}")
         await asyncio.sleep(0.01)
+
+
+def poll(check: Callable[[], T | None], timeout: float = 20.0, every: float = 0.01) -> T:
+    """Call `check` until it returns something truthy; return that. Fail after `timeout`
+    (a guard against hanging, not a speed requirement); the blocking twin of `until`."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout} s: {check}")
+        time.sleep(every)
