@@ -16,6 +16,7 @@ from support.http_media import MediaServer
 from support.playout import DEVICE, TZ, recording, sound_agent
 from support.pulse import PulseRig, write_wav
 from support.recorded import send_accepted
+from support.timing import poll
 
 from playback.decode import pcm_path
 
@@ -23,12 +24,25 @@ QUOTA_MB = 2
 DB_SLACK = 8 << 20  # state.db with its WAL (auto-checkpoint at ~4 MB): "a few MB"
 
 
+def trimmed(folder: Path, what: str) -> tuple[int, int]:
+    """`on_disk(folder)` once everything but the databases is within the quota."""
+    seen = [on_disk(folder)]
+    try:
+        poll(lambda: seen.append(on_disk(folder)) or seen[-1][0] <= QUOTA_MB << 20, timeout=30)
+    except AssertionError:
+        raise AssertionError(f"{what}: {seen[-1][0]} bytes on disk") from None
+    return seen[-1]
+
+
 def on_disk(folder: Path) -> tuple[int, int]:
     """(bytes of everything but the databases, bytes of the databases)."""
     files = dbs = 0
     for dirpath, _dirs, names in os.walk(folder):
         for n in names:
-            size = (Path(dirpath) / n).stat().st_size
+            try:
+                size = (Path(dirpath) / n).stat().st_size
+            except FileNotFoundError:  # evicted (or a temp renamed) since the listing
+                continue
             if n.startswith("state.db"):
                 dbs += size
             else:
@@ -78,9 +92,11 @@ def test_playout_storage_forty_schedules_ten_alerts_within_quota(
                          "chime": False}, timeout=30,
                     )  # fmt: skip
                     province.wait_ack(jti, status="done", timeout=60)
-                files, dbs = on_disk(storage)
+                # Within the quota once the agent has trimmed after the file it just
+                # wrote (the cache makes room for a derived file after writing it: while
+                # one decodes, it may be that file over; a loaded machine widens that).
+                files, dbs = trimmed(storage, f"v{v}")
                 worst = (max(worst[0], files), max(worst[1], dbs))
-                assert files <= QUOTA_MB << 20, (v, files)
                 assert dbs <= DB_SLACK, (v, dbs)
                 # What the horizon needs is still there: this schedule's media, decoded.
                 assert pcm.exists()
