@@ -13,11 +13,9 @@ from typing import Any
 import aiomqtt
 import anyio
 import pytest
-from support.broker import collect, mqtt_client, next_message
+from support.broker import before_marker, mqtt_client, next_message
 
 pytestmark = [pytest.mark.anyio, pytest.mark.timeout(60)]
-
-QUIET_S = 0.5  # after the control message arrived, how long we still listen for leaks
 
 
 def cmd(dev: str) -> str:
@@ -43,7 +41,7 @@ async def test_device_reads_only_its_own_and_its_groups_commands(broker: Any) ->
         await console.publish(cmd("dev-0001"), b"for-1", qos=1)
         got2 = {(str(m.topic), m.payload) for m in [await next_message(dev2) for _ in range(2)]}
         assert got2 == {(cmd("dev-0002"), b"for-2"), (grp("vn-48-491"), b"for-491")}
-        got1 = [await next_message(dev1)] + await collect(dev1, QUIET_S)
+        got1 = [await next_message(dev1)] + await before_marker(dev1, console, cmd("dev-0001"))
         # Its own command may arrive through both its subscriptions; nothing else may.
         assert {(str(m.topic), m.payload) for m in got1} == {(cmd("dev-0001"), b"for-1")}
 
@@ -61,7 +59,8 @@ async def test_device_cannot_forge_another_devices_reports(broker: Any) -> None:
         for k in kinds:  # controls: each device writes its own reports
             await dev2.publish(f"tcs/v1/dev/dev-0002/{k}", b"real", qos=1)
             await dev1.publish(f"tcs/v1/dev/dev-0001/{k}", b"own", qos=1)
-        got = [await next_message(console) for _ in range(10)] + await collect(console, QUIET_S)
+        got = [await next_message(console) for _ in range(10)]
+        got += await before_marker(console, dev1, "tcs/v1/dev/dev-0001/event")
         assert sorted((str(m.topic), m.payload) for m in got) == sorted(
             [(f"tcs/v1/dev/dev-0002/{k}", b"real") for k in kinds]
             + [(f"tcs/v1/dev/dev-0001/{k}", b"own") for k in kinds]
@@ -81,12 +80,13 @@ async def test_device_cannot_publish_any_command(broker: Any) -> None:
             await dev1.publish(topic, b"forged-retained", qos=1, retain=True)
         await console.publish(grp("vn-48"), b"control", qos=1)
         for dev in (dev1, dev2):
-            got = [await next_message(dev)] + await collect(dev, QUIET_S)
+            own = cmd("dev-0001" if dev is dev1 else "dev-0002")  # each marker to one device
+            got = [await next_message(dev)] + await before_marker(dev, console, own)
             assert [(str(m.topic), m.payload) for m in got] == [(grp("vn-48"), b"control")]
     # Nor did a forged retained command stick for a device that connects later.
-    async with mqtt_client(broker, "dev-0002") as late:
+    async with mqtt_client(broker, "central") as console, mqtt_client(broker, "dev-0002") as late:
         await late.subscribe([(cmd("dev-0002"), 1), (grp("vn-48"), 1), (grp("vn-48-491"), 1)])
-        assert await collect(late, QUIET_S) == []
+        assert await before_marker(late, console, cmd("dev-0002")) == []
 
 
 async def test_client_id_of_another_device_does_not_get_its_commands(broker: Any) -> None:
@@ -96,12 +96,12 @@ async def test_client_id_of_another_device_does_not_get_its_commands(broker: Any
         mqtt_client(broker, "dev-0001", identifier="dev-0002") as imposter,
     ):
         await real.subscribe(cmd("dev-0002"), qos=1)
-        await imposter.subscribe(cmd("dev-0002"), qos=1)
+        await imposter.subscribe([(cmd("dev-0002"), 1), (cmd("dev-0001"), 1)])
         await console.publish(cmd("dev-0002"), b"for-2", qos=1)
         # The real device still holds its session (the imposter did not take over
         # client id dev-0002) and gets its command; the imposter gets nothing.
         assert (await next_message(real)).payload == b"for-2"
-        assert await collect(imposter, QUIET_S) == []
+        assert await before_marker(imposter, console, cmd("dev-0001")) == []
 
 
 @pytest.mark.parametrize(
@@ -142,5 +142,5 @@ async def test_console_commands_reach_devices_directly_and_by_group(broker: Any)
             (grp("vn-48-490-20194"), b"commune"),
             (grp("vn-48"), b"province"),
         ]
-        got2 = [await next_message(dev2)] + await collect(dev2, QUIET_S)
+        got2 = [await next_message(dev2)] + await before_marker(dev2, console, cmd("dev-0002"))
         assert [(str(m.topic), m.payload) for m in got2] == [(grp("vn-48"), b"province")]

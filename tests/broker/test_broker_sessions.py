@@ -7,7 +7,7 @@ from typing import Any
 
 import aiomqtt
 import pytest
-from support.broker import DeviceEntry, collect, mqtt_client, next_message
+from support.broker import DeviceEntry, before_marker, mqtt_client, next_message
 
 pytestmark = [pytest.mark.anyio, pytest.mark.timeout(60)]
 
@@ -29,8 +29,11 @@ async def _send_while_offline(broker: Any) -> None:
 
 
 async def _receive(broker: Any) -> list[bytes]:
-    async with mqtt_client(broker, "dev-0001", clean_start=False, session_expiry=DAY) as dev:
-        got = [await next_message(dev) for _ in range(4)] + await collect(dev, 0.3)
+    async with (
+        mqtt_client(broker, "dev-0001", clean_start=False, session_expiry=DAY) as dev,
+        mqtt_client(broker, "central") as console,
+    ):
+        got = [await next_message(dev) for _ in range(4)] + await before_marker(dev, console, CMD)
         return [m.payload for m in got]
 
 
@@ -53,9 +56,12 @@ async def test_clean_session_does_not_get_old_commands(broker: Any) -> None:
     # The control for the two tests above: without a persistent session nothing is kept.
     await _register_session(broker)
     await _send_while_offline(broker)
-    async with mqtt_client(broker, "dev-0001", clean_start=True) as dev:
+    async with (
+        mqtt_client(broker, "dev-0001", clean_start=True) as dev,
+        mqtt_client(broker, "central") as console,
+    ):
         await dev.subscribe(CMD, qos=1)
-        assert await collect(dev, 0.5) == []
+        assert await before_marker(dev, console, CMD) == []
 
 
 async def test_added_device_can_log_in_and_receive_its_group_commands(broker: Any) -> None:
@@ -72,7 +78,7 @@ async def test_added_device_can_log_in_and_receive_its_group_commands(broker: An
         await console.publish("tcs/v1/grp/vn-48-491/cmd", b"not-mine", qos=1)
         await console.publish("tcs/v1/grp/vn-48-492/cmd", b"mine", qos=1)
         assert (await next_message(dev3)).payload == b"mine"
-        assert await collect(dev3, 0.3) == []
+        assert await before_marker(dev3, console, "tcs/v1/grp/vn-48-492/cmd") == []
 
 
 async def test_broker_comes_back_on_the_same_port_after_kill_9(broker: Any) -> None:

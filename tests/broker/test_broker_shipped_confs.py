@@ -18,7 +18,7 @@ import anyio
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from support.broker import DEFAULT_DEVICES, Broker, collect, mqtt_client, next_message
+from support.broker import DEFAULT_DEVICES, Broker, before_marker, mqtt_client, next_message
 
 from agent.central.acl import render_acl
 
@@ -48,21 +48,26 @@ def _write_crl(workdir: Path, revoked_users: Sequence[str]) -> None:
     ca = x509.load_pem_x509_certificate((workdir / "ca.pem").read_bytes())
     ca_key = serialization.load_pem_private_key((workdir / "ca.key").read_bytes(), password=None)
     now = dt.datetime.now(dt.UTC)
-    builder = (x509.CertificateRevocationListBuilder().issuer_name(ca.subject)
-               .last_update(now - dt.timedelta(minutes=5)).next_update(now + dt.timedelta(days=7)))
+    builder = (
+        x509.CertificateRevocationListBuilder()
+        .issuer_name(ca.subject)
+        .last_update(now - dt.timedelta(minutes=5))
+        .next_update(now + dt.timedelta(days=7))
+    )
     for user in revoked_users:
         cert = x509.load_pem_x509_certificate((workdir / "clients" / f"{user}.pem").read_bytes())
         builder = builder.add_revoked_certificate(
-            x509.RevokedCertificateBuilder().serial_number(cert.serial_number)
-            .revocation_date(now - dt.timedelta(minutes=1)).build())
+            x509.RevokedCertificateBuilder()
+            .serial_number(cert.serial_number)
+            .revocation_date(now - dt.timedelta(minutes=1))
+            .build()
+        )
     crl = builder.sign(ca_key, hashes.SHA256())  # type: ignore[arg-type]
     (workdir / "crl.pem").write_bytes(crl.public_bytes(serialization.Encoding.PEM))
 
 
 @contextmanager
-def shipped_broker(
-    tmp_path: Path, conf_name: str, *, revoked: Sequence[str] = ()
-) -> Iterator[Any]:
+def shipped_broker(tmp_path: Path, conf_name: str, *, revoked: Sequence[str] = ()) -> Iterator[Any]:
     workdir = tmp_path / "shipped"
     probe = socket.socket()
     probe.bind(("127.0.0.1", 0))
@@ -112,7 +117,7 @@ async def test_password_conf_enforces_passwords_acl_and_client_id(tmp_path: Path
             await imposter.subscribe("tcs/v1/dev/+/cmd", qos=1)
             await console.publish("tcs/v1/dev/dev-0002/cmd", b"for-2", qos=1)
             assert (await next_message(dev2)).payload == b"for-2"
-            assert await collect(imposter, 0.5) == []
+            assert await before_marker(imposter, console, "tcs/v1/dev/dev-0001/cmd") == []
 
 
 async def test_mtls_conf_admits_device_certificates_to_their_own_topics(
@@ -130,7 +135,8 @@ async def test_mtls_conf_admits_device_certificates_to_their_own_topics(
             await dev1.subscribe("tcs/v1/dev/+/cmd", qos=1)
             await console.publish("tcs/v1/dev/dev-0002/cmd", b"for-2", qos=1)
             await console.publish("tcs/v1/dev/dev-0001/cmd", b"for-1", qos=1)
-            got = [await next_message(dev1)] + await collect(dev1, 0.5)
+            got = [await next_message(dev1)]
+            got += await before_marker(dev1, console, "tcs/v1/dev/dev-0001/cmd")
             assert [m.payload for m in got] == [b"for-1"]
         # Without a client certificate the TLS handshake is refused.
         with anyio.fail_after(5), pytest.raises(aiomqtt.MqttError):

@@ -1,6 +1,6 @@
 """A real Mosquitto for tests, and aiomqtt clients that log in to it as a given user.
 
-    from support.broker import Broker, DeviceEntry, mqtt_client, collect, next_message
+    from support.broker import Broker, DeviceEntry, mqtt_client, before_marker, next_message
 
     async with mqtt_client(broker, "dev-0001", clean_start=False, session_expiry=86400) as c:
         await c.subscribe("tcs/v1/dev/dev-0001/cmd", qos=1)
@@ -13,6 +13,7 @@ the `broker` / `broker_factory` fixtures in tests/conftest.py start it.
 from __future__ import annotations
 
 import ssl
+import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -30,7 +31,7 @@ __all__ = [
     "DEFAULT_DEVICES",
     "Broker",
     "DeviceEntry",
-    "collect",
+    "before_marker",
     "mqtt_client",
     "next_message",
     "start_broker",
@@ -104,13 +105,25 @@ async def mqtt_client(
         yield client
 
 
-async def collect(client: aiomqtt.Client, seconds: float) -> list[aiomqtt.Message]:
-    """Every message the client receives within `seconds` (to prove nothing arrives)."""
+async def before_marker(
+    client: aiomqtt.Client, sender: aiomqtt.Client, topic: str, timeout: float = 10.0
+) -> list[aiomqtt.Message]:
+    """Every message `client` receives before a marker that `sender` publishes (QoS 1)
+    to `topic`, one `client` may read: the proof that nothing else arrived.
+
+    Mosquitto hands each subscriber its messages in the order it accepted them, and a
+    QoS 1 publish has been accepted (and routed) once aiomqtt's `publish` returns, so a
+    message that leaked would be queued before the marker. No listening window to guess:
+    a loaded machine can neither make this pass early nor fail it."""
+    marker = f"marker-{uuid.uuid4().hex}".encode()
+    await sender.publish(topic, marker, qos=1)
     got: list[aiomqtt.Message] = []
-    with anyio.move_on_after(seconds):
+    with anyio.move_on_after(timeout):
         async for message in client.messages:
+            if message.payload == marker:
+                return got
             got.append(message)
-    return got
+    raise AssertionError(f"the marker on {topic} did not arrive within {timeout} s: {got}")
 
 
 async def next_message(client: aiomqtt.Client, timeout: float = 3.0) -> aiomqtt.Message:
