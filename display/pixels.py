@@ -3,7 +3,7 @@
 Formats are named as DRM does, bytes little-endian in memory (the Raspberry Pi's
 defaults): XRGB8888 is B, G, R, X in memory; XBGR8888 is R, G, B, X; RGB565 is a
 little-endian 16-bit word rrrrrggggggbbbbb. numpy does the whole frame in one pass,
-so 1920×1080 converts in a few milliseconds (bench/bench_display_render.py).
+so 1920×1080 converts in a few milliseconds (bench/bench_display.py).
 """
 
 from __future__ import annotations
