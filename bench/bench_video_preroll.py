@@ -27,6 +27,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from procstat import rss_mb
+
 from display.imagedir import ImageDirBoard, read_frames
 from display.presenter import Presenter
 from display.video import DecoderPool, VideoScene, probe
@@ -41,13 +43,6 @@ def clip(folder: Path) -> Path:
         check=True,
     )  # fmt: skip
     return out
-
-
-def rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
 
 
 def summary(name: str, values: list[float]) -> None:

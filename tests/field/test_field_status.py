@@ -6,27 +6,18 @@ from __future__ import annotations
 import json
 import stat
 import subprocess
-import time
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from support.agentproc import AgentProc, Province, TrustKey, run_cli
+from support.timing import poll
 
 DEV = "dev-0001"
 TZ = ZoneInfo("Asia/Ho_Chi_Minh")
 
 
-def poll(fn: Any, what: str, timeout: float = 20.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = fn()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.1)
 
 
 def item(item_id: str, start: datetime, rrule: str | None = None) -> dict[str, Any]:

@@ -73,14 +73,17 @@ async def until(pred: Callable[[], T | bool | None], what: str, hang_s: float = 
         await asyncio.sleep(0.01)
 
 
-def poll(check: Callable[[], T | None], timeout: float = 20.0, every: float = 0.01) -> T:
+def poll(
+    check: Callable[[], T | None], what: str = "", *, timeout: float = 20.0, every: float = 0.01
+) -> T:
     """Call `check` until it returns something truthy; return that. Fail after `timeout`
-    (a guard against hanging, not a speed requirement); the blocking twin of `until`."""
+    (a guard against hanging, not a speed requirement), naming `what` was awaited; the
+    blocking twin of `until`."""
     deadline = time.monotonic() + timeout
     while True:
         value = check()
         if value:
             return value
         if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout} s: {check}")
+            raise AssertionError(f"never happened within {timeout} s: {what or check}")
         time.sleep(every)
