@@ -60,6 +60,7 @@ log = logging.getLogger(__name__)
 
 OPEN_TIMEOUT_S = 10.0  # a stream that does not start sounding within this is retried
 HEALTHY_S = 10.0  # sounding this long resets the retry budget
+STOP_SOUNDS_S = 0.5  # at most this much sound is counted while the player stops
 
 
 def vlc_args(device: str, trust_dir: Path | None = None) -> list[str]:
@@ -206,38 +207,52 @@ class VlcRelay:
         sounded = 0.0
         opened = time.monotonic()
         last_t, last_change, last_poll = -1, time.monotonic(), time.monotonic()
+        sounding = False  # this opening has started to sound
+        counting = False  # the last poll counted time as sounding
         try:
             while not self._stop.is_set():
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(POLL_S):
                         await self._stop.wait()
                 state = player.get_state()
+                counting = False
                 if state in (vlc.State.Ended, vlc.State.Error, vlc.State.Stopped):
                     break
                 now = time.monotonic()
                 step, last_poll = now - last_poll, now
                 t = player.get_time()
-                if state == vlc.State.Playing and t > 0:
-                    if last_t < 0 and self.started_wall is None:
-                        self.started_wall = self.wall()
-                        if self.on_sounding is not None:
-                            self.on_sounding()
-                    elif last_t >= 0:
-                        # VLC's clock moves in coarse steps: count time while it moves.
+                if state == vlc.State.Playing and (sounding or t > 0 or _audio_played(player)):
+                    if not sounding:
+                        sounding = True
+                        if self.started_wall is None:
+                            self.started_wall = self.wall()
+                            if self.on_sounding is not None:
+                                self.on_sounding()
+                    else:
+                        # Counted in monotonic time between polls while VLC's clock
+                        # moves (in coarse steps), not in polls: a late poll loses nothing.
                         sounded += step
                         self._played_s += step
+                        counting = True
                     if t != last_t:
                         last_t, last_change = t, now
                     elif now - last_change > self.stall_s:
                         log.warning("live %s: stuck (clock frozen %.1fs); killing player",
                                     self.url, now - last_change)  # fmt: skip
+                        counting = False
                         break
-                elif last_t < 0 and now - opened > OPEN_TIMEOUT_S:
+                elif not sounding and now - opened > OPEN_TIMEOUT_S:
                     log.warning("live %s: no sound after %.0fs", self.url, OPEN_TIMEOUT_S)
                     break
         finally:
             # stop() can block on a dead socket: off the event loop, and a fresh player next.
             await asyncio.to_thread(_close, player)
+            if counting and self._stop.is_set():
+                # Stopped while sounding: VLC sounded from the last poll until stop()
+                # returned (bounded: a stop that hangs is not sound).
+                tail = min(time.monotonic() - last_poll, POLL_S + STOP_SOUNDS_S)
+                sounded += tail
+                self._played_s += tail
         return sounded
 
     def _open(self) -> Any:
@@ -249,6 +264,21 @@ class VlcRelay:
         if player.play() != 0:
             log.warning("live %s: VLC refused to play", self.url)
         return player
+
+
+def _audio_played(player: Any) -> bool:
+    """Whether VLC has handed audio to the output device. An HLS opening sounds about
+    a second before VLC's clock (get_time) first moves: the clock alone starts late."""
+    import vlc
+
+    media = player.get_media()
+    if media is None:
+        return False
+    try:
+        stats = vlc.MediaStats()
+        return bool(media.get_stats(stats)) and stats.played_abuffers > 0
+    finally:
+        media.release()
 
 
 def _close(player: Any) -> None:

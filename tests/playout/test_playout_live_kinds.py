@@ -71,10 +71,13 @@ def _wait_silent(pulse: PulseRig, after: float, timeout: float) -> float:
 
 def _assert_played_is_heard(pulse: PulseRig, p: dict[str, Any]) -> None:
     """A relay proof's played_ms is the time the sink heard between its start and end,
-    within what VLC's clock allows: the relay counts while VLC's clock moves, which
-    differs from the sink at each end by up to VLC's output latency (~0.7 s ahead at
-    the start; an HLS opening was measured 0.5 s short at 4.7 s heard), whatever the
-    load (the count is of monotonic time between polls, not of polls)."""
+    within what VLC shows of its output: the relay counts from the first audio VLC hands
+    to the device until the player has stopped, in monotonic time between polls (not in
+    polls), whatever the load. Measured here: an HLS opening 0.15–0.3 s short (it counted
+    from VLC's clock, which moves about a second after the sound starts, until that was
+    found under load); an mp3 over http 0.5–0.9 s long (VLC resynchronises its first
+    second through the sink's ALSA plugin, which cannot report its delay: a few clicks,
+    then silence, while its clock runs)."""
     started, ended = _span(p)
     heard = sum(
         e - s for s, e in audible_spans(samples(pulse, started - 1, ended + 1), min_gap_s=0.1)
