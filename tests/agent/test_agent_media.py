@@ -5,16 +5,19 @@ from __future__ import annotations
 import hashlib
 import os
 import time
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
 import pytest
 from support.agentproc import AgentProc, Province, TrustKey
 from support.http_media import MediaServer
+from support.timing import poll
 
 DEV = "dev-0001"
 # The test's media server is on 127.0.0.1, which a device refuses by default.
 PRIVATE_OK = "\n[cache]\nallow_private_hosts = true\n"
+VN = timezone(timedelta(hours=7))
 
 
 def ref(url: str, data: bytes, *, sha: str | None = None) -> dict[str, Any]:
@@ -58,17 +61,17 @@ def test_prefetch_and_schedule_fill_the_cache(
         assert failed["code"] == "media_missing"
         assert any("000000000000" in w for w in failed.get("warnings", [])), failed
 
-        # A schedule for tomorrow: its media is fetched ahead of time.
-        start = time.strftime("%Y-%m-%dT05:30:00+07:00", time.gmtime(time.time() + 86400))
-        item = {"id": "news", "kind": "audio", "start": start,
-                "media": [ref(usb["later.wav"], later)]}
+        # A schedule 12 h ahead, in the province's time (later today or tomorrow, inside
+        # the 48 h horizon whatever the hour): its media is fetched ahead of time.
+        start = (datetime.now(UTC) + timedelta(hours=12)).astimezone(VN)
+        item = {"id": "news", "kind": "audio", "start": start.isoformat(timespec="seconds"),
+                "media": [ref(usb["later.wav"], later)]}  # fmt: skip
         jti = province.send(DEV, "schedule.set", {"version": 1, "items": [item]})
         assert province.wait_ack(jti)["status"] == "accepted"
-        deadline = time.time() + 20
-        while True:
-            hb = heartbeat_after(province, time.time())
-            if hb["cache"]["items"] == 2 or time.time() > deadline:
-                break
-            time.sleep(0.5)
+        hb = poll(
+            lambda: (h := heartbeat_after(province, time.time()))["cache"]["items"] == 2 and h,
+            "the scheduled media in the heartbeat's cache figures",
+            every=0.5,
+        )
         assert hb["cache"] == {"items": 2, "bytes": len(good) + len(later), "missing": 0}
     province.close()
