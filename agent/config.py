@@ -391,8 +391,9 @@ _REQUIRED_SECTIONS: Final = ("device", "broker", "trust", "storage")
 
 
 def known_keys() -> Mapping[str, tuple[str, ...]]:
-    """Every section and its keys (for `tcs-agent config get`'s did-you-mean)."""
-    return _KEYS
+    """Every section and its keys, nested tables by dotted name ("display.relay"), for
+    `tcs-agent config get|set`."""
+    return {**_KEYS, "display.relay": _KEYS["amplifier"]}
 
 
 # ------------------------------------------------- problem collection and typed reads

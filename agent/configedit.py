@@ -4,7 +4,8 @@ A technician on a pole edits one value, often over a bad link: the file is edite
 with tomlkit (comments, order and layout kept), the result is validated by the
 same loader the agent uses before anything is written, and it replaces the old
 file atomically with the old file's mode, owner and group kept (agent.fsutil).
-KEY is `section.key` (`audio.output`), or `trust[N].key` for one trust key.
+KEY is `section.key` (`audio.output`), `section.table.key` for a nested table
+(`display.relay.port`), or `trust[N].key` for one trust key.
 VALUE is read as TOML when it is a TOML value (`60`, `true`, `["vn-48", "vn-48-490"]`,
 `"text"`), else taken as a plain string (`Asia/Ho_Chi_Minh`).
 """
@@ -27,7 +28,7 @@ from agent.fsutil import atomic_write
 from agent.i18n import _
 
 DEFAULT_CONFIG = Path("/etc/tcs-agent/agent.toml")
-_KEY = re.compile(r"^([a-z_]+)(?:\[(\d{1,3})\])?\.([a-z_]+)$")
+_KEY = re.compile(r"^([a-z_]+(?:\.[a-z_]+)?)(?:\[(\d{1,3})\])?\.([a-z_]+)$")
 
 
 class EditError(Exception):
@@ -36,7 +37,7 @@ class EditError(Exception):
 
 def _split(key: str) -> tuple[str, int | None, str]:
     m = _KEY.match(key)
-    if m is None:
+    if m is None or (m.group(2) is not None and "." in m.group(1)):  # no display.relay[0]
         raise EditError(_("{key!r} is not section.key (e.g. audio.output) or trust[N].key").format(
             key=key))
     index = int(m.group(2)) if m.group(2) is not None else None
@@ -58,11 +59,15 @@ def _read(path: Path) -> tomlkit.TOMLDocument:
 
 def _table(doc: tomlkit.TOMLDocument, section: str, index: int | None, *, create: bool) -> Any:
     where = section if index is None else f"{section}[{index}]"
-    if section not in doc:
-        if not create or index is not None:
-            raise EditError(_("no [{where}] in the file").format(where=where))
-        doc.add(section, tomlkit.table())
-    table = doc[section]
+    table: Any = doc
+    for name in section.split("."):  # "display.relay": [display], then its [display.relay]
+        if name not in table:
+            if not create or index is not None:
+                raise EditError(_("no [{where}] in the file").format(where=where))
+            table.add(name, tomlkit.table())
+        table = table[name]
+        if index is None and not isinstance(table, dict):
+            raise EditError(_("[{where}] is not a table").format(where=where))
     if index is not None:
         if not isinstance(table, list) or not 0 <= index < len(table):
             raise EditError(_("no [{where}] in the file").format(where=where))

@@ -36,7 +36,13 @@ from agent.doctor.device import (
     check_storage,
     check_trust_keys,
 )
-from agent.doctor.hardware import check_amplifier, check_audio, check_display, check_modem
+from agent.doctor.hardware import (
+    check_amplifier,
+    check_audio,
+    check_display,
+    check_modem,
+    check_screen_relay,
+)
 from agent.doctor.model import CHECK_IDS, Check, Environment, LooseConfig, Msg
 from agent.i18n import _
 
@@ -91,6 +97,7 @@ def run_checks(path: Path, env: Environment | None = None) -> Iterator[Check]:
         check_display(loose, env),
         check_modem(loose, env, agent),
         check_amplifier(loose, env),
+        check_screen_relay(loose, env),
     ):
         if optional is not None:
             yield optional

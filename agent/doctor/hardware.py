@@ -145,52 +145,68 @@ def check_modem(loose: LooseConfig, env: Environment, agent: dict[str, Any] | No
 
 
 def check_amplifier(loose: LooseConfig, env: Environment) -> Check | None:
-    kind = loose.get("amplifier", "kind", "none")
-    if kind == "none":
+    """The amplifier's switch ([amplifier]), when one is configured."""
+    if loose.get("amplifier", "kind", "none") == "none":
         return None
+    return _check_relay(loose, "amplifier", "amplifier")
+
+
+def check_screen_relay(loose: LooseConfig, env: Environment) -> Check | None:
+    """The screen's power relay ([display.relay]), when the screen is switched by one."""
+    if loose.get("display", "power_control", "none") != "relay":
+        return None
+    return _check_relay(loose, "screen_relay", "display.relay")
+
+
+def _check_relay(loose: LooseConfig, check_id: str, section: str) -> Check:
+    """A relay board on a serial port, or a GPIO line, as `section` configures it."""
+    kind = loose.get(section, "kind", "none")
     if kind == "serial-relay":
-        port = loose.get("amplifier", "port", "")
+        port = loose.get(section, "port", "")
         if not port or not Path(port).exists():
             return Check(
-                "amplifier",
+                check_id,
                 False,
                 M("relay port {port} does not exist", port=port or M("(not set)")),
-                M("plug in the relay board and set [amplifier] port (ls /dev/serial/by-id/)"),
+                M(
+                    "plug in the relay board and set [{section}] port (ls /dev/serial/by-id/)",
+                    section=section,
+                ),
             )
         if not os.access(port, os.R_OK | os.W_OK):
             return Check(
-                "amplifier",
+                check_id,
                 False,
                 M("relay port {port} is not writable", port=port),
                 M("add the agent's user to the dialout group"),
             )
-        return Check("amplifier", True, M("relay board at {port}", port=port))
+        return Check(check_id, True, M("relay board at {port}", port=port))
     if kind == "gpio":
-        chip = loose.get("amplifier", "chip", "/dev/gpiochip0")
+        chip = loose.get(section, "chip", "/dev/gpiochip0")
         if not Path(chip).exists():
             return Check(
-                "amplifier",
+                check_id,
                 False,
                 M("GPIO chip {chip} does not exist", chip=chip),
-                M("correct [amplifier] chip (ls /dev/gpiochip*)"),
+                M("correct [{section}] chip (ls /dev/gpiochip*)", section=section),
             )
         try:
             import gpiod  # noqa: F401
         except ImportError:
             return Check(
-                "amplifier",
+                check_id,
                 False,
                 M("libgpiod's Python bindings are missing"),
                 M("pip install 'gpiod>=2' in the agent's venv"),
             )
         return Check(
-            "amplifier",
+            check_id,
             True,
-            M("GPIO {chip} line {line}", chip=chip, line=loose.get("amplifier", "line", -1, int)),
+            M("GPIO {chip} line {line}", chip=chip, line=loose.get(section, "line", -1, int)),
         )
     return Check(
-        "amplifier",
+        check_id,
         False,
-        M("unknown [amplifier] kind {kind!r}", kind=kind),
+        M("unknown [{section}] kind {kind!r}", section=section, kind=kind),
         M("use none, serial-relay or gpio"),
     )

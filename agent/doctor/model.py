@@ -33,6 +33,7 @@ CHECK_IDS = (
     "display",
     "modem",
     "amplifier",
+    "screen_relay",
 )
 
 
@@ -78,7 +79,10 @@ class LooseConfig:
         self.doc: dict[str, Any] = doc
 
     def get(self, section: str, key: str, default: Any = None, kind: type = str) -> Any:
-        table = self.doc.get(section)
+        """`key` of `section` ("display.relay" for a nested table) if it is a `kind`."""
+        table: Any = self.doc
+        for name in section.split("."):
+            table = table.get(name) if isinstance(table, dict) else None
         value = table.get(key, default) if isinstance(table, dict) else default
         if kind is int and isinstance(value, bool):
             return default

@@ -201,6 +201,32 @@ def test_config_set_validates_keeps_comments_and_mode(tmp_path: Path) -> None:
     assert 'groups = ["vn-48", "vn-48-491"]' in cfg.read_text()
 
 
+def test_config_get_set_reach_the_screen_relay(tmp_path: Path) -> None:
+    """A technician who re-plugs the screen's relay board sets its new port in the nested
+    [display.relay] table; a typo gets a did-you-mean, and a relay the display does not
+    use is refused and nothing is written."""
+    relay = (
+        '[display]\npower_control = "relay"\n[display.relay]\nkind = "serial-relay"\n'
+        'port = "/dev/ttyUSB1"\non_bytes = "A0 02 01 A3"\noff_bytes = "A0 02 00 A2"\n\n[report]'
+    )
+    cfg = _config(tmp_path, **{"[report]": relay})
+    got = run_cli("config", "get", "display.relay.port", "-c", str(cfg))
+    assert got.returncode == 0 and got.stdout.strip() == "/dev/ttyUSB1", got.stderr
+    new_port = "/dev/serial/by-id/usb-1a86_USB_Serial-if00-port0"
+    ok = run_cli("config", "set", "display.relay.port", new_port, "-c", str(cfg))
+    assert ok.returncode == 0, ok.stderr
+    assert parse_config(cfg.read_text(), cfg).display.relay.port == new_port  # type: ignore[union-attr]
+    typo = run_cli("config", "set", "display.relay.prot", "/dev/ttyUSB2", "-c", str(cfg))
+    assert typo.returncode == 1 and "did you mean 'port'" in typo.stderr
+    # The screen relay on a device whose screen is not switched by one: refused, unwritten.
+    plain = _config(tmp_path / "plain")
+    before = plain.read_text()
+    stray = run_cli("config", "set", "display.relay.kind", "gpio", "-c", str(plain))
+    assert stray.returncode == 1 and 'power_control = "relay"' in stray.stderr, stray.stderr
+    assert plain.read_text() == before
+    _no_traceback(stray)
+
+
 # ---- cache ls / verify on wrong folders -------------------------------------------
 
 

@@ -1,4 +1,4 @@
-"""doctor's modem and amplifier checks against a simulated modem (socat pty pair, fake
+"""doctor's modem, amplifier and screen relay checks against a simulated modem (socat pty pair, fake
 sysfs) and a relay port that is there or not."""
 
 from __future__ import annotations
@@ -51,6 +51,23 @@ def test_amplifier_relay_port(tmp_path: Path) -> None:
         present = doctor(tmp_path, relay.format(port=pair.driver_end))["amplifier"]
         assert present.ok, present.detail.en()
     assert "amplifier" not in doctor(tmp_path, "")  # not configured: left out
+
+
+def test_screen_relay_port(tmp_path: Path) -> None:
+    """doctor checks the screen's relay ([display.relay]) like the amplifier's, under its
+    own name, and says which table to correct."""
+    relay = (
+        '\n[display]\npower_control = "relay"\n[display.relay]\nkind = "serial-relay"\n'
+        'port = "{port}"\non_bytes = "A0 02 01 A3"\noff_bytes = "A0 02 00 A2"\n'
+    )
+    missing = doctor(tmp_path, relay.format(port="/dev/ttyUSB42"))["screen_relay"]
+    assert not missing.ok and "/dev/ttyUSB42" in missing.detail.en()
+    assert missing.fix is not None and "[display.relay] port" in missing.fix.en()
+    with PtyPair(tmp_path / "ttyUSB0") as pair:
+        present = doctor(tmp_path, relay.format(port=pair.driver_end))["screen_relay"]
+        assert present.ok and str(pair.driver_end) in present.detail.en()
+    checks = doctor(tmp_path, "")
+    assert "screen_relay" not in checks and "amplifier" not in checks  # not configured
 
 
 def test_file_that_is_not_toml_gets_config_and_clock_only(tmp_path: Path) -> None:
