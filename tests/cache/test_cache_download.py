@@ -134,7 +134,9 @@ def test_server_without_range_support_restarts_from_zero(
 
 def test_server_restart_mid_download_resumes(server: MediaServer, cache: MediaCache) -> None:
     body = payload(SIZE)
-    ref = make_ref(server.add("/slow", body, Behaviour(rate_bps=400_000)), body)
+    # The first answer stalls after two chunks: the restart comes mid-body, whatever the
+    # load (a throttled body could finish between two polls of a starved test loop).
+    ref = make_ref(server.add("/slow", body, Behaviour(hang_after=2 * CHUNK)), body)
 
     async def scenario() -> Path:
         # Full jitter can spend a few attempts inside the outage; give it room so
@@ -143,6 +145,7 @@ def test_server_restart_mid_download_resumes(server: MediaServer, cache: MediaCa
         task = asyncio.create_task(d.fetch(ref))
         # Mid-download: once a first chunk is durable (so there is something to resume).
         await until(lambda: any(p.durable > 0 for p in cache.partials()), "a durable chunk")
+        server.set_behaviour("/slow", Behaviour(rate_bps=400_000))  # the restarted server
         await asyncio.to_thread(server.restart, 0.2)
         try:
             return await task
