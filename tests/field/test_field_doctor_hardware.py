@@ -1,5 +1,5 @@
-"""doctor's modem, amplifier and screen relay checks against a simulated modem (socat pty pair, fake
-sysfs) and a relay port that is there or not."""
+"""doctor's modem, amplifier and screen relay checks against a simulated modem (socat
+pty pair, fake sysfs) and a relay port that is there or not."""
 
 from __future__ import annotations
 

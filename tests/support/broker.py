@@ -17,7 +17,7 @@ import errno
 import ssl
 import uuid
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
 
 import aiomqtt
@@ -103,18 +103,13 @@ async def mqtt_client(
         tls_context=tls_context(broker, user if mtls else None, trust_ca=trust_ca),
         **kw,
     )
-    try:
-        await client.__aenter__()
-    except aiomqtt.MqttError:
-        _ignore_closed_socket_race()
-        raise
-    try:
-        yield client
-    except BaseException as exc:
-        if not await client.__aexit__(type(exc), exc, exc.__traceback__):
+    async with AsyncExitStack() as stack:
+        try:
+            await stack.enter_async_context(client)
+        except aiomqtt.MqttError:
+            _ignore_closed_socket_race()
             raise
-    else:
-        await client.__aexit__(None, None, None)
+        yield client
 
 
 def _ignore_closed_socket_race() -> None:
